@@ -1,0 +1,67 @@
+// The unit that flows between stages: a batch of images in NHWC float32 with everything a later
+// stage needs to know about where each image came from.
+
+/** Where an image came from: real data, a generative model, or a noise perturbation of real data. */
+export const Provenance = { real: 0, generated: 1, noised: 2 } as const;
+export type ProvenanceName = keyof typeof Provenance;
+export const PROVENANCE_NAMES: readonly ProvenanceName[] = ["real", "generated", "noised"];
+
+/** [n, height, width, channels]. */
+export type Shape = readonly [number, number, number, number];
+
+export interface Batch {
+  /** NHWC, row-major, length n*h*w*c, values on the data's scale ([0, 1] for loaded data). */
+  readonly images: Float32Array;
+  readonly shape: Shape;
+  /** Class label per image; -1 when unlabeled. */
+  readonly labels: Int32Array;
+  /** Stable identity per image: the dataset index for real images, the running sample index for
+   * generated ones. With provenance it keys every per-image random stream. */
+  readonly ids: Int32Array;
+  /** Provenance code per image (see Provenance). */
+  readonly provenance: Uint8Array;
+  /** Name of the stage that made each image ("" for real images). */
+  readonly generator: readonly string[];
+}
+
+export function imageSize(shape: Shape): number {
+  return shape[1] * shape[2] * shape[3];
+}
+
+/** Builds a batch after checking that every per-image array agrees with the shape. */
+export function makeBatch(fields: {
+  images: Float32Array;
+  shape: Shape;
+  labels: Int32Array;
+  ids: Int32Array;
+  provenance: Uint8Array | ProvenanceName;
+  generator?: readonly string[] | string;
+}): Batch {
+  const n = fields.shape[0];
+  const size = imageSize(fields.shape);
+  if (fields.images.length !== n * size) {
+    throw new Error(`batch: ${fields.images.length} values for shape [${fields.shape}]`);
+  }
+  if (fields.labels.length !== n || fields.ids.length !== n) {
+    throw new Error(
+      `batch: ${fields.labels.length} labels, ${fields.ids.length} ids for ${n} images`,
+    );
+  }
+  const provenance = typeof fields.provenance === "string"
+    ? new Uint8Array(n).fill(Provenance[fields.provenance])
+    : fields.provenance;
+  const generator = typeof fields.generator === "string" || fields.generator === undefined
+    ? new Array<string>(n).fill(fields.generator ?? "")
+    : fields.generator;
+  if (provenance.length !== n || generator.length !== n) {
+    throw new Error(`batch: provenance or generator length differs from ${n} images`);
+  }
+  return {
+    images: fields.images,
+    shape: fields.shape,
+    labels: fields.labels,
+    ids: fields.ids,
+    provenance,
+    generator,
+  };
+}
