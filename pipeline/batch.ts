@@ -65,3 +65,25 @@ export function makeBatch(fields: {
     generator,
   };
 }
+
+/** An in-memory labelled image set: the real data, bounded by the data set's size, never by
+ * the length of a generated stream. */
+export interface Dataset {
+  /** Where it came from, as a user would name it (a path, or "mnist (embedded)"). */
+  readonly source: string;
+  /** NHWC float32 on [0, 1]. */
+  readonly images: Float32Array;
+  readonly shape: Shape;
+  /** Class per image, -1 when unlabeled. */
+  readonly labels: Int32Array;
+  /** Index of each image in its source file or package, kept through splits and subsets. */
+  readonly ids: Int32Array;
+}
+
+export interface Splits {
+  readonly train: Dataset;
+  /** Held-out real images; null when the source has no test split and none was asked for. */
+  readonly test: Dataset | null;
+  /** One line saying how train and test were obtained, for the manifest and the summary. */
+  readonly splitNote: string;
+}

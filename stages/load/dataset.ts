@@ -3,29 +3,11 @@
 // train/test split and class-balanced subsets.
 
 import { Rng } from "../../core/rng.ts";
-import type { Shape } from "../../pipeline/batch.ts";
+import type { Dataset, Shape } from "../../pipeline/batch.ts";
 import { imageSize } from "../../pipeline/batch.ts";
 import { fileError, SiaError } from "../../pipeline/errors.ts";
 
-export interface Dataset {
-  /** Where it came from, as a user would name it (a path, or "mnist (embedded)"). */
-  readonly source: string;
-  /** NHWC float32 on [0, 1]. */
-  readonly images: Float32Array;
-  readonly shape: Shape;
-  /** Class per image, -1 when unlabeled. */
-  readonly labels: Int32Array;
-  /** Index of each image in its source file or package, kept through splits and subsets. */
-  readonly ids: Int32Array;
-}
-
-export interface Splits {
-  readonly train: Dataset;
-  /** Held-out real images; null when the source has no test split and none was asked for. */
-  readonly test: Dataset | null;
-  /** One line saying how train and test were obtained, for the manifest and the summary. */
-  readonly splitNote: string;
-}
+export type { Dataset, Splits } from "../../pipeline/batch.ts";
 
 /** Builds a dataset after checking the arrays agree and every pixel is finite. */
 export function makeDataset(

@@ -1,0 +1,224 @@
+// sia's command line: parse flags, build the config, call the pipeline. Nothing else lives here.
+
+import { parseArgs } from "node:util";
+import {
+  applySet,
+  describeConfig,
+  GENERATE_SECTION,
+  readConfigFile,
+  resolveConfig,
+  TOP_SECTION,
+} from "./pipeline/config.ts";
+import { keyError, SiaError } from "./pipeline/errors.ts";
+import { GENERATORS } from "./pipeline/registry.ts";
+import { runPipeline } from "./pipeline/run.ts";
+import { describeSection, parseValue, suggestion } from "./pipeline/schema.ts";
+
+type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
+
+const COMMON: Options = {
+  set: { type: "string", multiple: true },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+const COMMANDS = {
+  pipeline: {
+    options: {
+      ...COMMON,
+      config: { type: "string" },
+      generator: { type: "string" },
+      out: { type: "string" },
+    } as Options,
+    usage:
+      `Usage: deno task run pipeline --config FILE [--generator NAME] [--out DIR] [--set key=value ...]
+
+Runs the whole graph a config file describes: load -> generate -> .npy shards + summary.
+
+  --config FILE       JSON config (see configs/ and the README's "Config" section)
+  --generator NAME    overrides generate.generator (${Object.keys(GENERATORS).join(", ")})
+  --out DIR           overrides out.dir
+  --set key=value     overrides any config key by its dotted path, e.g. --set data.size=1000,
+                      --set generate.params.r=0.5 (repeatable; applied after --generator)
+  --debug             stack traces on errors
+  -h, --help          this help
+
+Config keys (dotted path, meaning, type, default):
+${describeConfig().join("\n")}`,
+  },
+  generate: {
+    options: {
+      ...COMMON,
+      data: { type: "string" },
+      generator: { type: "string" },
+      count: { type: "string" },
+      seed: { type: "string" },
+      out: { type: "string" },
+    } as Options,
+    usage:
+      `Usage: deno task run generate --data NAME_OR_PATH --generator NAME --count N --seed S --out DIR [--set key=value ...]
+
+Runs loader + generator only and writes DIR/images-00000.npy (float32 [n, H, W, C]),
+DIR/labels-00000.npy (int32 [n], -1 where unlabeled), more shards as needed, and DIR/manifest.json.
+A rerun into the same DIR replaces the shards, manifest and summary a previous run left there.
+
+  --data NAME_OR_PATH mnist (embedded, the default), fashion-mnist (Debian dataset-fashion-mnist),
+                      or a path: IDX images (.gz or raw; labels found beside them), CIFAR-10 .bin
+                      or a directory of data_batch_*.bin, or .npy (uint8 or float32 [N,H,W(,C)];
+                      labels from X.labels.npy or labels-*.npy beside images-*.npy)
+  --generator NAME    ${Object.keys(GENERATORS).join(", ")} (default noise)
+  --count N           images to generate (default 1000)
+  --seed S            seed (default 0); the same seed gives the same bytes
+  --out DIR           output directory (required)
+  --set key=value     a generator option (below), or any config key by dotted path
+                      (data.size=1000, data.testFraction=0.1, out.shardSize=5000, ...); repeatable
+  --debug             stack traces on errors
+  -h, --help          this help
+
+Generator options (--set key=value):
+${
+        Object.values(GENERATORS).map((g) =>
+          `  ${g.name}: ${g.summary}\n${describeSection(g.params, "  ").join("\n")}`
+        ).join("\n")
+      }`,
+  },
+} as const;
+
+type CommandName = keyof typeof COMMANDS;
+
+const MAIN_USAGE = `sia: stochastic-interpolant augmentation
+
+Usage:
+  deno task run pipeline --config configs/quick.json [--generator NAME] [--set key=value ...]
+  deno task run generate --data mnist --generator noise --count N --seed S --out DIR [--set key=value ...]
+  deno task run help COMMAND
+
+Commands:
+  pipeline   run the whole graph from a config file
+  generate   loader + generator only: .npy shards and a manifest
+  help       help for a command (or pass --help to it)
+
+Exit status: 0 done, 1 bad input, 2 bad flags or config keys, 130 stopped by Ctrl-C.`;
+
+function parse(command: CommandName, args: string[]) {
+  const { options } = COMMANDS[command];
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | string[] | boolean | undefined
+    >;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)?.[1];
+    if (unknown) {
+      const names = Object.keys(options).map((o) => `--${o}`);
+      throw keyError(unknown, `unknown flag for "${command}"${suggestion(unknown, names)}`);
+    }
+    const positional = /Unexpected argument '([^']+)'/.exec(message)?.[1];
+    if (positional) {
+      throw keyError(
+        positional,
+        `unexpected argument for "${command}" (flags take the form --name value)`,
+      );
+    }
+    throw new SiaError(`${command}: ${message.split(". ")[0]}`, 2);
+  }
+}
+
+function asList(value: string | string[] | boolean | undefined): string[] {
+  return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
+}
+
+async function pipelineConfig(flags: Record<string, unknown>) {
+  if (typeof flags.config !== "string") {
+    throw keyError("--config", "missing (pass --config configs/quick.json)");
+  }
+  const raw = await readConfigFile(flags.config);
+  const generate = (raw.generate ??= {}) as Record<string, unknown>;
+  if (typeof flags.generator === "string") {
+    // Another generator's params would not fit the new one's schema.
+    if (generate.generator !== flags.generator) delete generate.params;
+    generate.generator = flags.generator;
+  }
+  if (typeof flags.out === "string") ((raw.out ??= {}) as Record<string, unknown>).dir = flags.out;
+  for (const assignment of asList(flags.set as string[])) applySet(raw, assignment);
+  return resolveConfig(raw);
+}
+
+function generateConfig(flags: Record<string, unknown>) {
+  const value = (flag: string) =>
+    typeof flags[flag] === "string" ? flags[flag] as string : undefined;
+  if (!value("out")) throw keyError("--out", "missing (pass --out DIR)");
+  const count = value("count");
+  const seed = value("seed");
+  const raw: Record<string, unknown> = {
+    seed: seed === undefined ? 0 : parseValue("--seed", TOP_SECTION.seed, seed),
+    data: { source: value("data") ?? "mnist" },
+    generate: {
+      generator: value("generator") ?? "noise",
+      count: count === undefined ? 1000 : parseValue("--count", GENERATE_SECTION.count, count),
+    },
+    out: { dir: value("out"), summary: false },
+  };
+  for (const assignment of asList(flags.set as string[])) {
+    // A bare key is a generator option; a dotted one is a config path.
+    const key = assignment.slice(0, Math.max(0, assignment.indexOf("=")));
+    applySet(
+      raw,
+      key.includes(".") || key === "seed" ? assignment : `generate.params.${assignment}`,
+    );
+  }
+  return resolveConfig(raw);
+}
+
+async function main(args: string[]): Promise<number> {
+  const debug = args.includes("--debug");
+  try {
+    const [command, ...rest] = args;
+    if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+      const topic = rest[0] as CommandName | undefined;
+      console.log(topic && topic in COMMANDS ? COMMANDS[topic].usage : MAIN_USAGE);
+      return 0;
+    }
+    if (!(command in COMMANDS)) {
+      throw keyError(
+        command,
+        `unknown command${suggestion(command, [...Object.keys(COMMANDS), "help"])}`,
+      );
+    }
+    const name = command as CommandName;
+    const flags = parse(name, rest);
+    if (flags.help) {
+      console.log(COMMANDS[name].usage);
+      return 0;
+    }
+    const config = name === "pipeline" ? await pipelineConfig(flags) : generateConfig(flags);
+    let onSignal = () => {};
+    const stop = new Promise<void>((resolve) => (onSignal = resolve));
+    Deno.addSignalListener("SIGINT", onSignal);
+    try {
+      const result = await runPipeline(config, {
+        command: ["sia", ...args].join(" "),
+        print: (text) => console.log(text),
+        log: (line) => console.error(line),
+        stop,
+      });
+      console.error(`[sia] wrote ${result.count} images to ${result.dir}/ (manifest.json)`);
+      return result.interrupted ? 130 : 0;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+    }
+  } catch (e) {
+    if (e instanceof SiaError) {
+      console.error(`sia: ${e.message}`);
+      if (debug) console.error(e.stack);
+      return e.exitCode;
+    }
+    console.error(`sia: internal error: ${e instanceof Error ? e.message : e}`);
+    if (debug) console.error(e instanceof Error ? e.stack : e);
+    else console.error("sia: rerun with --debug for the stack trace");
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,8 @@
+// Name -> stage. A new generator is one file under stages/generate/ plus one line here.
+
+import { noise } from "../stages/generate/noise.ts";
+import type { GeneratorStage } from "./stage.ts";
+
+export const GENERATORS: Readonly<Record<string, GeneratorStage>> = {
+  noise,
+};

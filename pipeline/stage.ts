@@ -1,0 +1,40 @@
+// What a stage is. A generator stage is a function from its options (and the real training set it
+// may condition on) to an RxJS operator that turns each batch of real anchor images into one
+// batch of new images. Stages map batch to batch one for one: the pipeline's backpressure counts
+// batches at the end of the graph, so a stage that swallowed batches would stall its source.
+
+import type { OperatorFunction } from "rxjs";
+import type { Batch, Dataset, ProvenanceName } from "./batch.ts";
+import type { Resolved, Section } from "./schema.ts";
+
+export interface GeneratorContext {
+  /** The run's seed; a generator keys every per-sample random stream on it. */
+  readonly seed: number;
+  /** The real training set (after subsetting): what the generator imitates or perturbs. */
+  readonly train: Dataset;
+}
+
+export interface GeneratorStage<S extends Section = Section> {
+  readonly name: string;
+  /** One line for --help. */
+  readonly summary: string;
+  /** What its images are, for the provenance of every output. */
+  readonly provenance: ProvenanceName;
+  /** Its options: the keys of `generate.params` in a config and of --set on the command line. */
+  readonly params: S;
+  /** Builds the operator; throws a SiaError for option combinations the schema can't express. */
+  create(params: Resolved<S>, context: GeneratorContext): OperatorFunction<Batch, Batch>;
+}
+
+/** Typed helper so each stage file gets its params' types checked against its schema. */
+export function defineGenerator<S extends Section>(stage: GeneratorStage<S>): GeneratorStage {
+  return stage as unknown as GeneratorStage;
+}
+
+/** A sink passes batches through (so sinks chain) and finishes once, on completion or Ctrl-C. */
+export interface Sink {
+  readonly name: string;
+  readonly operator: OperatorFunction<Batch, Batch>;
+  /** Flushes what is buffered and returns what goes into the manifest. Called exactly once. */
+  finish(interrupted: boolean): Promise<Record<string, unknown>>;
+}

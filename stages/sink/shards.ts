@@ -1,0 +1,88 @@
+// The .npy shard writer: images-00000.npy (float32 [n, H, W, C]) and labels-00000.npy (int32 [n],
+// -1 where unlabeled), shardSize images per shard. Memory: one shard's buffer, whatever the
+// stream's length. Each file goes to a temporary name first; labels are renamed into place before
+// images, so an images shard under its final name always has its labels beside it.
+
+import { concatMap } from "rxjs";
+import { encodeNpy } from "../../core/npy.ts";
+import { imageSize } from "../../pipeline/batch.ts";
+import type { Batch, Shape } from "../../pipeline/batch.ts";
+import { atomicWrite } from "../../pipeline/files.ts";
+import type { Sink } from "../../pipeline/stage.ts";
+
+export const SHARD_PATTERN = /^(images|labels)-\d{5}\.npy$/;
+
+export interface ShardRecord {
+  readonly images: string;
+  readonly labels: string;
+  readonly count: number;
+}
+
+export function shardName(kind: "images" | "labels", index: number): string {
+  return `${kind}-${String(index).padStart(5, "0")}.npy`;
+}
+
+export function npyShardSink(dir: string, shardSize: number): Sink {
+  let imageShape: Shape | null = null;
+  let buffer = new Float32Array(0);
+  let labels = new Int32Array(shardSize);
+  let filled = 0;
+  const written: ShardRecord[] = [];
+
+  async function flush(): Promise<void> {
+    if (filled === 0 || !imageShape) return;
+    const index = written.length;
+    const size = imageSize(imageShape);
+    const record = {
+      images: shardName("images", index),
+      labels: shardName("labels", index),
+      count: filled,
+    };
+    await atomicWrite(`${dir}/${record.labels}`, encodeNpy(labels.subarray(0, filled), [filled]));
+    await atomicWrite(
+      `${dir}/${record.images}`,
+      encodeNpy(buffer.subarray(0, filled * size), [
+        filled,
+        imageShape[1],
+        imageShape[2],
+        imageShape[3],
+      ]),
+    );
+    written.push(record);
+    filled = 0;
+  }
+
+  async function add(batch: Batch): Promise<void> {
+    if (!imageShape) {
+      imageShape = batch.shape;
+      buffer = new Float32Array(shardSize * imageSize(batch.shape));
+      labels = new Int32Array(shardSize);
+    } else if (
+      imageSize(batch.shape) !== imageSize(imageShape) || batch.shape[3] !== imageShape[3]
+    ) {
+      throw new Error(`shards: batch of shape [${batch.shape}] after [${imageShape}]`);
+    }
+    const size = imageSize(imageShape);
+    let j = 0;
+    while (j < batch.shape[0]) {
+      const take = Math.min(shardSize - filled, batch.shape[0] - j);
+      buffer.set(batch.images.subarray(j * size, (j + take) * size), filled * size);
+      labels.set(batch.labels.subarray(j, j + take), filled);
+      filled += take;
+      j += take;
+      if (filled === shardSize) await flush();
+    }
+  }
+
+  // Writes run one at a time; finish() waits for the one in flight before the last flush.
+  let queue: Promise<void> = Promise.resolve();
+  return {
+    name: "shards",
+    operator: concatMap((batch: Batch) => (queue = queue.then(() => add(batch))).then(() => batch)),
+    async finish() {
+      await queue.catch(() => {});
+      await flush();
+      return { files: written, images: written.reduce((s, r) => s + r.count, 0) };
+    },
+  };
+}
