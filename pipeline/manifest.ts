@@ -6,7 +6,7 @@ import { atomicWriteText } from "./files.ts";
 
 export function versions(): Record<string, string> {
   const deps: Record<string, string> = {};
-  for (const [name, spec] of Object.entries(denoJson.imports as Record<string, string>)) {
+  for (const spec of Object.values(denoJson.imports as Record<string, string>)) {
     const match = /^npm:(@?[^@]+)@(.+)$/.exec(spec);
     if (match) deps[match[1]] = match[2];
   }

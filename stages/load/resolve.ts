@@ -82,7 +82,7 @@ async function loadDirectory(dir: string, options: LoadOptions): Promise<Splits>
   const trainIdx = idx("train");
   if (trainIdx) {
     const testIdx = idx("t10k");
-    const withLabels = async (name: string) => {
+    const withLabels = (name: string) => {
       const labels = idxLabelsName(name);
       return loadIdx(at(name), labels && names.includes(labels) ? at(labels) : null);
     };
