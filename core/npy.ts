@@ -55,7 +55,12 @@ export function decodeNpy(bytes: Uint8Array): NpyArray {
   if (fortran === "True") {
     throw new NpyError("Fortran-order arrays are not supported (save with C order)");
   }
-  const shape = shapeText.split(",").map((s) => s.trim()).filter((s) => s !== "").map(Number);
+  const entries = shapeText.split(",").map((s) => s.trim());
+  // A 1-tuple is written "(n,)": only a trailing empty entry is allowed.
+  if (entries.length > 1 && entries[entries.length - 1] === "") entries.pop();
+  const shape = entries.length === 1 && entries[0] === ""
+    ? []
+    : entries.map((s) => (s === "" ? NaN : Number(s)));
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new NpyError(`bad shape (${shapeText}) in .npy header`);
   }
@@ -93,7 +98,12 @@ export function npyValues(array: NpyArray): Float32Array | Float64Array | Int32A
     case "<i4":
       return new Int32Array(buf);
     case "<i8":
-      return Int32Array.from(new BigInt64Array(buf), (v) => Number(v));
+      return Int32Array.from(new BigInt64Array(buf), (v) => {
+        if (v > 2147483647n || v < -2147483648n) {
+          throw new NpyError(`int64 value ${v} does not fit int32`);
+        }
+        return Number(v);
+      });
     case "<f4":
       return new Float32Array(buf);
     case "<f8":

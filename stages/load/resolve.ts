@@ -51,6 +51,11 @@ function split(ds: Dataset, options: LoadOptions): Splits {
   };
 }
 
+/** A name with and without ".gz": labels may be compressed when the images are not, or the reverse. */
+function gzVariants(name: string): string[] {
+  return name.endsWith(".gz") ? [name, name.slice(0, -3)] : [name, `${name}.gz`];
+}
+
 async function firstExisting(candidates: string[]): Promise<string | null> {
   for (const c of candidates) if (await statOrNull(c)) return c;
   return null;
@@ -71,7 +76,7 @@ async function loadFile(path: string, options: LoadOptions): Promise<Splits> {
   const slash = path.lastIndexOf("/");
   const labelsName = idxLabelsName(path.slice(slash + 1));
   const labels = explicitLabels ??
-    (labelsName ? await firstExisting([path.slice(0, slash + 1) + labelsName]) : null);
+    (labelsName ? await firstExisting(gzVariants(path.slice(0, slash + 1) + labelsName)) : null);
   return split(await loadIdx(path, labels), options);
 }
 
@@ -83,8 +88,9 @@ async function loadDirectory(dir: string, options: LoadOptions): Promise<Splits>
   if (trainIdx) {
     const testIdx = idx("t10k");
     const withLabels = (name: string) => {
-      const labels = idxLabelsName(name);
-      return loadIdx(at(name), labels && names.includes(labels) ? at(labels) : null);
+      const labelsName = idxLabelsName(name);
+      const labels = labelsName ? gzVariants(labelsName).find((n) => names.includes(n)) : undefined;
+      return loadIdx(at(name), labels ? at(labels) : null);
     };
     return {
       train: await withLabels(trainIdx),
@@ -94,7 +100,9 @@ async function loadDirectory(dir: string, options: LoadOptions): Promise<Splits>
         : "train file only, no test split",
     };
   }
-  const batches = names.filter((n) => /^data_batch_\d+\.bin$/.test(n));
+  const batchNumber = (n: string) => Number(/\d+/.exec(n)![0]);
+  const batches = names.filter((n) => /^data_batch_\d+\.bin$/.test(n))
+    .sort((a, b) => batchNumber(a) - batchNumber(b));
   if (batches.length) {
     const hasTest = names.includes("test_batch.bin");
     return {
@@ -105,7 +113,7 @@ async function loadDirectory(dir: string, options: LoadOptions): Promise<Splits>
         : "data_batch_* only, no test split",
     };
   }
-  const shards = names.filter((n) => /^images.*\.npy$/.test(n));
+  const shards = names.filter((n) => /^images.*\.npy$/.test(n) && !n.endsWith(".labels.npy"));
   if (shards.length === 1) return loadFile(at(shards[0]), options);
   throw new SiaError(
     `${dir}: no data found (expected train-images-idx3-ubyte[.gz], CIFAR-10 data_batch_*.bin, or one images*.npy)`,
