@@ -14,7 +14,7 @@ export interface ProgressOptions {
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return "?";
-  const s = Math.round(seconds);
+  const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const rest = String(s % 60).padStart(2, "0");
@@ -52,7 +52,7 @@ export class Progress {
   line(): string {
     const { label, total } = this.#options;
     const rate = this.rate();
-    const eta = rate > 0 ? (total - this.#done) / rate : Infinity;
+    const eta = rate > 0 ? Math.max(0, total - this.#done) / rate : Infinity;
     const pct = total > 0 ? ` (${((100 * this.#done) / total).toFixed(1)} %)` : "";
     return `${label} ${this.#done}/${total}${pct} ${rate.toFixed(1)} items/s ETA ${
       formatDuration(eta)

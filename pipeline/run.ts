@@ -56,7 +56,12 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
   await checkWritableDir(dir);
   const splits = await loadSplits(config.data.source, config.data);
   const train = subset(splits.train, config.data.size, config.data.balanced, config.seed);
-  const generate = stage.create(config.generate.params, { seed: config.seed, train });
+  const generatorReport: Record<string, unknown> = {};
+  const generate = stage.create(config.generate.params, {
+    seed: config.seed,
+    train,
+    report: (facts) => Object.assign(generatorReport, facts),
+  });
   const loadSeconds = (performance.now() - t0) / 1000;
   options.log(
     `[sia] data: ${train.shape[0]} training images [${train.shape.slice(1)}] from ${train.source}` +
@@ -123,7 +128,7 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
       testImages: splits.test ? splits.test.shape[0] : 0,
       imageShape: train.shape.slice(1),
     },
-    generator: { name: stage.name, provenance: stage.provenance },
+    generator: { name: stage.name, provenance: stage.provenance, ...generatorReport },
     counts: tally.toJSON(),
     ...reports,
     timings: {

@@ -15,7 +15,8 @@ export interface IntField extends FieldBase {
 }
 export interface NumberField extends FieldBase {
   readonly type: "number";
-  readonly default: number;
+  /** null: unset unless given (a stage then picks its own default, or rejects the key). */
+  readonly default: number | null;
   readonly min?: number;
   readonly max?: number;
   /** Exclusive lower bound, for quantities that must be strictly positive. */
@@ -37,7 +38,8 @@ export interface EnumField<V extends string = string> extends FieldBase {
 export type Field = IntField | NumberField | BooleanField | StringField | EnumField;
 export type Section = Readonly<Record<string, Field>>;
 
-type ValueOf<F> = F extends IntField | NumberField ? number
+type ValueOf<F> = F extends IntField ? number
+  : F extends NumberField ? (F["default"] extends null ? number | null : number)
   : F extends BooleanField ? boolean
   : F extends EnumField<infer V> ? V
   : string;
@@ -60,13 +62,19 @@ export function editDistance(a: string, b: string): number {
 
 /** " (did you mean "x"?)" for the closest candidate, or the list of valid names. */
 export function suggestion(name: string, candidates: readonly string[]): string {
+  // Dotted keys also compare by their last part, so "count" finds "generate.count"; the
+  // threshold follows that last part's length, so a long shared prefix doesn't excuse a bad tail.
+  const last = (key: string) => key.slice(key.lastIndexOf(".") + 1).toLowerCase();
   let best = "";
   let bestDistance = Infinity;
   for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    const d = Math.min(
+      editDistance(name.toLowerCase(), c.toLowerCase()),
+      editDistance(last(name), last(c)),
+    );
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  if (best && bestDistance <= Math.max(2, Math.floor(name.length / 3))) {
+  if (best && bestDistance <= Math.max(2, Math.floor(last(name).length / 3))) {
     return ` (did you mean "${best}"?)`;
   }
   return candidates.length ? ` (valid: ${candidates.join(", ")})` : "";
@@ -121,7 +129,8 @@ export function parseValue(key: string, field: Field, raw: string): unknown {
   switch (field.type) {
     case "int":
     case "number": {
-      const v = raw.trim() === "" ? NaN : Number(raw);
+      // Plain decimal only: Number() would also take "0x10", and "" as 0.
+      const v = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
       return checkValue(key, field, Number.isNaN(v) ? raw : v);
     }
     case "boolean":

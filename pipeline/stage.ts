@@ -12,6 +12,8 @@ export interface GeneratorContext {
   readonly seed: number;
   /** The real training set (after subsetting): what the generator imitates or perturbs. */
   readonly train: Dataset;
+  /** Adds facts to the manifest's generator section (NFE, engine, timings). */
+  readonly report: (facts: Record<string, unknown>) => void;
 }
 
 export interface GeneratorStage<S extends Section = Section> {

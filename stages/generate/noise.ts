@@ -60,7 +60,11 @@ export const noise = defineGenerator({
         if (neighbours) {
           const p = position.get(anchors.ids[j])!;
           let total = 0;
-          for (let m = 0; m <= k; m++) total += weights[m] = rng.exponential();
+          // Slots past the training set's size (k >= N) hold -1 and take no weight.
+          for (let m = 0; m <= k; m++) {
+            weights[m] = m === 0 || neighbours[p * k + m - 1] >= 0 ? rng.exponential() : 0;
+            total += weights[m];
+          }
           for (let v = 0; v < d; v++) out[v] *= weights[0] / total;
           for (let m = 1; m <= k; m++) {
             const q = neighbours[p * k + m - 1];

@@ -57,9 +57,7 @@ export function npyShardSink(dir: string, shardSize: number): Sink {
       imageShape = batch.shape;
       buffer = new Float32Array(shardSize * imageSize(batch.shape));
       labels = new Int32Array(shardSize);
-    } else if (
-      imageSize(batch.shape) !== imageSize(imageShape) || batch.shape[3] !== imageShape[3]
-    ) {
+    } else if (batch.shape.some((dim, axis) => axis > 0 && dim !== imageShape![axis])) {
       throw new Error(`shards: batch of shape [${batch.shape}] after [${imageShape}]`);
     }
     const size = imageSize(imageShape);
