@@ -102,6 +102,14 @@ Exit status: 0 done, 1 bad input, 2 bad flags or config keys, 130 stopped by Ctr
 
 function parse(command: CommandName, args: string[]) {
   const { options } = COMMANDS[command];
+  // "--count -3" would read as a flag named 3; join a negative number to its flag so the value
+  // reaches validation and gets the same one-line error as "--count=-3".
+  args = args.flatMap((
+    arg,
+    i,
+  ) => (/^-\d/.test(arg) && /^--[a-z-]+$/.test(args[i - 1] ?? "") ? [] : [
+    /^--[a-z-]+$/.test(arg) && /^-\d/.test(args[i + 1] ?? "") ? `${arg}=${args[i + 1]}` : arg,
+  ]));
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<
       string,
@@ -142,7 +150,13 @@ async function pipelineConfig(flags: Record<string, unknown>) {
   }
   if (typeof flags.out === "string") ((raw.out ??= {}) as Record<string, unknown>).dir = flags.out;
   for (const assignment of asList(flags.set as string[])) applySet(raw, assignment);
-  return resolveConfig(raw);
+  try {
+    return resolveConfig(raw);
+  } catch (e) {
+    // Keys set by flags were checked as they were applied: what fails here is in the file.
+    if (e instanceof SiaError) throw new SiaError(`${flags.config}: ${e.message}`, e.exitCode);
+    throw e;
+  }
 }
 
 function generateConfig(flags: Record<string, unknown>) {
@@ -176,8 +190,11 @@ async function main(args: string[]): Promise<number> {
   try {
     const [command, ...rest] = args;
     if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-      const topic = rest[0] as CommandName | undefined;
-      console.log(topic && topic in COMMANDS ? COMMANDS[topic].usage : MAIN_USAGE);
+      const topic = rest[0];
+      if (topic !== undefined && !(topic in COMMANDS)) {
+        throw keyError(topic, `unknown command${suggestion(topic, Object.keys(COMMANDS))}`);
+      }
+      console.log(topic ? COMMANDS[topic as CommandName].usage : MAIN_USAGE);
       return 0;
     }
     if (!(command in COMMANDS)) {

@@ -70,7 +70,9 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
 
   await prepareOutDir(dir, isRunFile);
   const tally = new Tally();
-  const sinks: Sink[] = [npyShardSink(dir, config.out.shardSize)];
+  // The tally, the summary's tap and the shard writer's queue all take a batch synchronously as
+  // it arrives, so after Ctrl-C the counts, the summary and the shards agree.
+  const sinks: Sink[] = [];
   if (config.out.summary) {
     sinks.push(
       summarySink({
@@ -83,6 +85,7 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
       }),
     );
   }
+  sinks.push(npyShardSink(dir, config.out.shardSize));
   const progress = new Progress({
     label: `generate (${stage.name})`,
     total: config.generate.count,
@@ -96,10 +99,9 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
       anchorBatches(train, config.generate.count, config.generate.batchSize, config.seed),
       credits,
     )
-      .pipe(generate);
+      .pipe(generate, tap((batch: Batch) => tally.add(batch)));
     for (const sink of sinks) graph = graph.pipe(sink.operator);
     const subscription = graph.pipe(tap((batch: Batch) => {
-      tally.add(batch);
       progress.tick(batch.shape[0]);
       credits.give();
     })).subscribe({ complete: () => resolve(false), error: reject });

@@ -157,7 +157,10 @@ export function resolveSection<S extends Section>(
   const names = Object.keys(section);
   for (const key of Object.keys(value)) {
     if (!(key in section)) {
-      throw keyError(prefix + key, `unknown key${suggestion(key, names)}`);
+      throw keyError(
+        prefix + key,
+        `unknown key${suggestion(prefix + key, names.map((n) => prefix + n))}`,
+      );
     }
   }
   const out: Record<string, unknown> = {};

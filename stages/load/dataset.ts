@@ -28,7 +28,7 @@ export function makeDataset(
     const v = images[i];
     if (!Number.isFinite(v)) {
       const image = Math.floor(i / imageSize(shape));
-      throw fileError(source, `image ${image} has a ${v} pixel (value index ${i})`);
+      throw fileError(source, `image ${image} has a non-finite pixel (${v} at value index ${i})`);
     }
   }
   return {

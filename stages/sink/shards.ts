@@ -3,7 +3,7 @@
 // stream's length. Each file goes to a temporary name first; labels are renamed into place before
 // images, so an images shard under its final name always has its labels beside it.
 
-import { concatMap } from "rxjs";
+import { Observable } from "rxjs";
 import { encodeNpy } from "../../core/npy.ts";
 import { imageSize } from "../../pipeline/batch.ts";
 import type { Batch, Shape } from "../../pipeline/batch.ts";
@@ -72,11 +72,24 @@ export function npyShardSink(dir: string, shardSize: number): Sink {
     }
   }
 
-  // Writes run one at a time; finish() waits for the one in flight before the last flush.
+  // Every batch that arrives joins the write queue at once, so a batch the graph has handed over
+  // is written even if the run is stopped before its write ends; finish() drains the queue. A batch
+  // goes on downstream when its write is done, which is what paces the source.
   let queue: Promise<void> = Promise.resolve();
+  const operator = (source: Observable<Batch>) =>
+    new Observable<Batch>((subscriber) =>
+      source.subscribe({
+        next(batch) {
+          queue = queue.then(() => add(batch));
+          queue.then(() => subscriber.next(batch), (e) => subscriber.error(e));
+        },
+        error: (e) => subscriber.error(e),
+        complete: () => void queue.then(() => subscriber.complete(), (e) => subscriber.error(e)),
+      })
+    );
   return {
     name: "shards",
-    operator: concatMap((batch: Batch) => (queue = queue.then(() => add(batch))).then(() => batch)),
+    operator,
     async finish() {
       await queue.catch(() => {});
       await flush();

@@ -190,13 +190,13 @@ Deno.test("resolveSection fills defaults for missing keys", () => {
 Deno.test("resolveSection rejects unknown keys, naming the full dotted key", () => {
   const e = usageError(
     () => resolveSection(SECTION, { sise: 3 }, "data."),
-    /^data\.sise: unknown key \(did you mean "size"\?\)$/,
+    /^data\.sise: unknown key \(did you mean "data\.size"\?\)$/,
   );
   assert.equal(e.name, "SiaError");
   usageError(
     () => resolveSection(SECTION, { qqqqqqqqqq: 1 }, "data."),
     "data.qqqqqqqqqq:",
-    "valid: size, balanced, source, frac",
+    "valid: data.size, data.balanced, data.source, data.frac",
   );
   // Top level: no prefix.
   usageError(() => resolveSection(SECTION, { sourc: "x" }, ""), /^sourc: unknown key/, '"source"');

@@ -1,0 +1,186 @@
+// Helpers for tests that drive sia's command line as a subprocess: run main.ts and capture its
+// output, temp dirs, a content snapshot of a directory tree (to prove a failed run wrote
+// nothing), numpy through python3, and .npy / IDX fixture bytes built by hand.
+
+import assert from "node:assert/strict";
+
+/** The repository root (this file lives in tests/). */
+export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const MAIN = `${REPO}/main.ts`;
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const decoder = new TextDecoder();
+
+/** Runs `deno run -A main.ts ...args` from the repository root and waits for it. */
+export async function runCli(args: readonly string[]): Promise<CliResult> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: REPO,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** Starts main.ts without waiting (for signals); stdout and stderr are piped. */
+export function spawnCli(args: readonly string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: REPO,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+}
+
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sia-cli-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Every entry under `root` (relative path -> kind, size, mtime and content hash for files), so
+ * two snapshots are equal only if nothing was created, removed, rewritten or touched.
+ */
+export async function snapshot(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  async function walk(dir: string, prefix: string): Promise<void> {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      const rel = prefix + entry.name;
+      const info = await Deno.lstat(path);
+      if (info.isDirectory) {
+        out[rel + "/"] = "dir";
+        await walk(path, rel + "/");
+      } else if (info.isFile) {
+        out[rel] = `file ${info.size} ${info.mtime?.getTime()} ${await sha256(
+          await Deno.readFile(path),
+        )}`;
+      } else {
+        out[rel] = "other";
+      }
+    }
+  }
+  await walk(root, "");
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Asserts a failed run's contract: non-zero exit, one `sia: ` line on stderr, no stack trace. */
+export function assertOneLineError(
+  result: CliResult,
+  expectedCode: number,
+  ...fragments: (string | RegExp)[]
+): string {
+  const shown = `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`;
+  assert.equal(result.code, expectedCode, `wrong exit status\n${shown}`);
+  assert.equal(result.stdout, "", `nothing on stdout\n${shown}`);
+  assert.ok(result.stderr.endsWith("\n"), `stderr ends with a newline\n${shown}`);
+  const lines = result.stderr.slice(0, -1).split("\n");
+  assert.equal(lines.length, 1, `stderr is exactly one line\n${shown}`);
+  const line = lines[0];
+  assert.ok(line.startsWith("sia: "), `stderr starts with "sia: "\n${shown}`);
+  assert.doesNotMatch(line, /\bat .*:\d+:\d+|internal error|--debug/, `no stack trace\n${shown}`);
+  for (const f of fragments) {
+    if (typeof f === "string") {
+      assert.ok(line.includes(f), `stderr lacks ${JSON.stringify(f)}\n${shown}`);
+    } else assert.match(line, f, shown);
+  }
+  return line;
+}
+
+// ---------------------------------------------------------------------------------------------
+// numpy
+
+export const HAS_NUMPY = await (async () => {
+  try {
+    const out = await new Deno.Command("python3", {
+      args: ["-c", "import numpy"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+})();
+
+/** Runs a python3 script (arguments in sys.argv[1:]) and returns its stdout. */
+export async function python(script: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command("python3", {
+    args: ["-c", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, `python3 failed:\n${decoder.decode(out.stderr)}`);
+  return decoder.decode(out.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixture bytes
+
+/** A version 1.0 .npy file with any descr, shape and raw data; `header` replaces the dict. */
+export function npyBytes(
+  descr: string,
+  shape: readonly number[],
+  data: Uint8Array,
+  options: { fortran?: boolean; header?: string } = {},
+): Uint8Array {
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
+  let header = options.header ??
+    `{'descr': '${descr}', 'fortran_order': ${
+      options.fortran ? "True" : "False"
+    }, 'shape': (${dims}), }`;
+  header += " ".repeat((64 - ((10 + header.length + 1) % 64)) % 64) + "\n";
+  const out = new Uint8Array(10 + header.length + data.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
+  out.set(data, 10 + header.length);
+  return out;
+}
+
+export function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** An IDX file of unsigned bytes: magic (0, 0, 0x08, rank), big-endian dims, then `data`. */
+export function idxBytes(dims: readonly number[], data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + 4 * dims.length + data.length);
+  out.set([0, 0, 0x08, dims.length]);
+  const view = new DataView(out.buffer);
+  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  out.set(data, 4 + 4 * dims.length);
+  return out;
+}
+
+/** Float32 pixels on [0, 1] for n images of h x w, deterministic. */
+export function unitPixels(count: number): Float32Array {
+  return Float32Array.from({ length: count }, (_, i) => ((i * 37 + ((i * i) >> 3)) % 256) / 255);
+}
