@@ -1,0 +1,19 @@
+// deno task bench [NAME ...]: runs the named benchmarks (all by default) and records their
+// figures in BENCHMARKS.md. Run nothing else on the machine meanwhile.
+
+import { benchClosedForm } from "./closed_form.ts";
+
+const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
+  "closed-form": benchClosedForm,
+};
+
+const names = Deno.args.filter((a) => !a.startsWith("--"));
+const flags = Deno.args.filter((a) => a.startsWith("--"));
+for (const name of names.length ? names : Object.keys(BENCHES)) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    console.error(`bench: unknown benchmark "${name}" (have: ${Object.keys(BENCHES).join(", ")})`);
+    Deno.exit(2);
+  }
+  await bench(flags);
+}

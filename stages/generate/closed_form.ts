@@ -1,0 +1,279 @@
+// The closed-form stochastic interpolant of a finite training set as a generator stage: the exact
+// optimal velocity and score (Prop. 1, 2; Prop. 3 for an empirical base), integrated by the ODE or
+// SDE samplers, optionally with estimation error on purpose (Theorem 3). Thin over the math core
+// in interpolant/. Each anchor batch gives one batch of samples of the anchors' classes
+// (class-conditional, the default) or of the whole set.
+
+import { concatMap, finalize } from "rxjs";
+import { Rng } from "../../core/rng.ts";
+import { imageSize, makeBatch } from "../../pipeline/batch.ts";
+import type { Batch, Dataset } from "../../pipeline/batch.ts";
+import { keyError } from "../../pipeline/errors.ts";
+import { defineGenerator } from "../../pipeline/stage.ts";
+import { groupByLabel } from "../load/dataset.ts";
+import { bothEndsField } from "./interpolant/both_ends.ts";
+import { ERROR_MODELS } from "./interpolant/error_models.ts";
+import { exactField } from "./interpolant/field.ts";
+import type { Field, Points } from "./interpolant/field.ts";
+import { onnxField } from "./interpolant/onnx_field.ts";
+import { prunedField } from "./interpolant/pruned.ts";
+import {
+  EPS_FORMS,
+  integrate,
+  isSde,
+  LAST_STEPS,
+  ODE_METHODS,
+  SDE_METHODS,
+} from "./interpolant/samplers.ts";
+import type { Method } from "./interpolant/samplers.ts";
+import { interpolant, LATENT_NOISES, SCHEDULES } from "./interpolant/schedule.ts";
+
+const params = {
+  schedule: { type: "enum", values: SCHEDULES, default: "linear", doc: "alpha, beta family" },
+  gamma: { type: "enum", values: LATENT_NOISES, default: "none", doc: "latent noise gamma(t)" },
+  a: { type: "number", above: 0, default: 1, doc: "a of the a-brownian gamma = sqrt(a t (1 - t))" },
+  sigmaMin: { type: "number", above: 0, max: 1, default: 1e-3, doc: "alpha(1) of linear-smin" },
+  sampler: {
+    type: "enum",
+    values: ["ode", "sde"],
+    default: "ode",
+    doc: "deterministic or stochastic generation",
+  },
+  method: {
+    type: "enum",
+    values: ["auto", ...ODE_METHODS, ...SDE_METHODS],
+    default: "auto",
+    doc: "integrator; auto = euler (ode) or em (sde)",
+  },
+  steps: {
+    type: "int",
+    min: 1,
+    default: 100,
+    doc: "time steps on a uniform grid (NFE = steps x stages)",
+  },
+  tEnd: { type: "number", above: 0, max: 1, default: 1, doc: "last time of the grid" },
+  eps: { type: "number", min: 0, default: null, doc: "SDE only: eps0 of eps(t) (default 0.01)" },
+  epsForm: {
+    type: "enum",
+    values: EPS_FORMS,
+    default: "constant",
+    doc: "SDE only: shape of eps(t)",
+  },
+  lastStep: {
+    type: "enum",
+    values: LAST_STEPS,
+    default: "none",
+    doc: "last step as is, its mean, or the denoiser",
+  },
+  conditional: { type: "boolean", default: true, doc: "generate from the anchor's class only" },
+  base: {
+    type: "enum",
+    values: ["gaussian", "empirical"],
+    default: "gaussian",
+    doc:
+      "base: N(0, I), or a finite set of baseCount Gaussian points (both ends empirical, Prop. 3)",
+  },
+  baseCount: { type: "int", min: 1, default: 16, doc: "points of an empirical base" },
+  delta: {
+    type: "number",
+    above: 0,
+    max: 0.25,
+    default: 1e-3,
+    doc: "both-ends runs integrate over [delta, 1 - delta]",
+  },
+  error: {
+    type: "enum",
+    values: ERROR_MODELS,
+    default: "none",
+    doc: "estimation error added to b*",
+  },
+  errorC: { type: "number", min: 0, default: 1, doc: "C of the bounded and time-scaled errors" },
+  errorP: {
+    type: "number",
+    min: 0,
+    default: 0.5,
+    doc: "p of the time-scaled error C (1 - t)^(-p)",
+  },
+  errorEps0: {
+    type: "number",
+    min: 0,
+    default: 1e-3,
+    doc: "eps0 of the density-inverse error (Eq. 10)",
+  },
+  engine: {
+    type: "enum",
+    values: ["auto", "exact", "onnx"],
+    default: "auto",
+    doc:
+      "field engine: onnx (onnxruntime GEMMs + exact float64 winners), exact (float64 JS); auto = onnx for N d >= 1e5",
+  },
+  chunk: {
+    type: "int",
+    min: 1,
+    default: 4096,
+    doc: "training points per chunk of the online softmax",
+  },
+  prune: {
+    type: "boolean",
+    default: true,
+    doc: "onnx engine: queries certified one-hot (dropped weight <= 1e-12) skip the O(N d) work",
+  },
+} as const;
+
+function pointsOf(train: Dataset, positions: number[] | null): Points {
+  const d = imageSize(train.shape);
+  if (!positions) return { y: train.images, n: train.shape[0], d };
+  const y = new Float32Array(positions.length * d);
+  positions.forEach((p, j) => y.set(train.images.subarray(p * d, (p + 1) * d), j * d));
+  return { y, n: positions.length, d };
+}
+
+export const closedForm = defineGenerator({
+  name: "closed-form",
+  summary: "the optimal stochastic interpolant of the training set, ODE or SDE (Prop. 1 to 3)",
+  provenance: "generated",
+  params,
+  create(p, { seed, train, report }) {
+    const sde = p.sampler === "sde";
+    if (!sde && p.eps !== null) {
+      throw keyError("eps", "applies to sampler=sde only (the ODE has no noise)");
+    }
+    if (!sde && p.lastStep === "mean") {
+      throw keyError("lastStep", "mean applies to sampler=sde only");
+    }
+    const method: Method = p.method === "auto" ? (sde ? "em" : "euler") : p.method;
+    if (sde !== isSde(method)) {
+      throw keyError(
+        "method",
+        `${method} is ${sde ? "an ODE" : "an SDE"} method; sampler is ${p.sampler}`,
+      );
+    }
+    const bothEnds = p.base === "empirical";
+    if (bothEnds && p.gamma === "none") {
+      throw keyError("gamma", "a both-ends (base=empirical) run needs latent noise gamma > 0");
+    }
+    const interp = interpolant({
+      schedule: p.schedule,
+      gamma: p.gamma,
+      a: p.a,
+      sigmaMin: p.sigmaMin,
+    });
+    const d = imageSize(train.shape);
+    const engine = p.engine === "auto"
+      ? (train.shape[0] * d >= 1e5 && !bothEnds ? "onnx" : "exact")
+      : p.engine;
+    if (engine === "onnx" && bothEnds) {
+      throw keyError("engine", "onnx runs the Gaussian-base field only");
+    }
+    const sampler = {
+      method,
+      steps: p.steps,
+      tStart: bothEnds ? p.delta : 0,
+      tEnd: bothEnds ? Math.min(p.tEnd, 1 - p.delta) : p.tEnd,
+      epsForm: p.epsForm,
+      eps0: sde ? p.eps ?? 0.01 : 0,
+      lastStep: p.lastStep,
+      error: { model: p.error, c: p.errorC, p: p.errorP, eps0: p.errorEps0, bothEnds },
+    };
+    const basePoints: Points | null = bothEnds
+      ? (() => {
+        const rng = new Rng(seed, "closed-form-base");
+        return {
+          y: Float32Array.from({ length: p.baseCount * d }, () => rng.normal()),
+          n: p.baseCount,
+          d,
+        };
+      })()
+      : null;
+    // One field per class (or one for everything), built on first use.
+    const groups = p.conditional ? groupByLabel(train.labels) : null;
+    const fields = new Map<number, Promise<Field>>();
+    const fieldFor = (label: number): Promise<Field> => {
+      const key = groups ? label : 0;
+      let field = fields.get(key);
+      if (!field) {
+        const positions = groups ? groups.get(label) ?? null : null;
+        if (groups && !positions) {
+          throw new Error(`closed-form: no training images of class ${label}`);
+        }
+        const points = pointsOf(train, positions);
+        field = basePoints
+          ? Promise.resolve(bothEndsField(basePoints, points))
+          : engine === "onnx"
+          ? onnxField(points, { chunk: p.chunk }).then((
+            f,
+          ) => (p.prune ? prunedField(f, points) : f))
+          : Promise.resolve(exactField(points, p.chunk));
+        fields.set(key, field);
+      }
+      return field;
+    };
+    let produced = 0;
+    let nfe = 0;
+    report({ engine, method, steps: p.steps, nfePerSample: 0 });
+
+    async function generate(anchors: Batch): Promise<Batch> {
+      const n = anchors.shape[0];
+      const images = new Float32Array(n * d);
+      const ids = Int32Array.from({ length: n }, (_, j) => produced + j);
+      produced += n;
+      const byClass = p.conditional
+        ? groupByLabel(anchors.labels)
+        : new Map([[0, [...Array(n).keys()]]]);
+      for (const [label, members] of byClass) {
+        const field = await fieldFor(label);
+        const b = members.length;
+        const x = new Float64Array(b * d);
+        const noise: Rng[] = [];
+        const directions = new Float64Array(b * d);
+        members.forEach((j, q) => {
+          const id = ids[j];
+          const start = new Rng(seed, "closed-form-x0", id);
+          if (basePoints) {
+            // An exact draw from the mixture at t = delta: alpha a_k + beta y_i + gamma z.
+            const c = interp.at(sampler.tStart);
+            const k = start.int(basePoints.n);
+            const points = pointsOf(train, groups ? groups.get(label)! : null);
+            const i = start.int(points.n);
+            for (let v = 0; v < d; v++) {
+              x[q * d + v] = c.alpha * basePoints.y[k * d + v] + c.beta * points.y[i * d + v] +
+                c.gamma * start.normal();
+            }
+          } else {
+            for (let v = 0; v < d; v++) x[q * d + v] = start.normal();
+          }
+          noise.push(new Rng(seed, "closed-form-sde", id));
+          const dir = new Rng(seed, "closed-form-error", id);
+          let norm = 0;
+          for (let v = 0; v < d; v++) norm += (directions[q * d + v] = dir.normal()) ** 2;
+          const inv = 1 / Math.sqrt(norm);
+          for (let v = 0; v < d; v++) directions[q * d + v] *= inv;
+        });
+        const result = await integrate(interp, field, x, b, sampler, noise, directions);
+        nfe = result.nfe;
+        members.forEach((j, q) => {
+          for (let v = 0; v < d; v++) images[j * d + v] = result.x[q * d + v];
+        });
+      }
+      report({ nfePerSample: nfe });
+      return makeBatch({
+        images,
+        shape: anchors.shape,
+        labels: p.conditional ? anchors.labels.slice() : new Int32Array(n).fill(-1),
+        ids,
+        provenance: "generated",
+        generator: "closed-form",
+      });
+    }
+
+    return (source) =>
+      source.pipe(
+        concatMap(generate),
+        finalize(() => {
+          for (const field of fields.values()) {
+            field.then((f) => f.release?.()).catch(() => {});
+          }
+        }),
+      );
+  },
+});

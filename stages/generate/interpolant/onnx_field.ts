@@ -1,0 +1,213 @@
+// The fast path of the Gaussian-base empirical field: the B x N x d work runs through
+// onnxruntime-node, one session per chunk of the training set (the chunk is a constant
+// initializer, so onnxruntime pre-packs it for its GEMM). Each chunk graph returns its softmax
+// statistics (max logit, sum, weighted values) and its top-k logits; chunks merge in float64 with
+// the exact log-add-exp rule, so memory is O(B d + B chunk) whatever N is.
+//
+// Accuracy near t = 1, where 1 / (2 sigma^2) amplifies float32 rounding: the top-k candidates of
+// every chunk get their logits recomputed from exact float64 distances. When every other point's
+// logit is provably at least 28 nats (a weight of 1e-12) below the best, even after adding a
+// worst-case bound on float32 GEMM error, the denoiser is the exact softmax over the candidates;
+// otherwise the weights are spread out, float32 logits are accurate enough, and the merged
+// statistics are used.
+
+import { createSession, GraphBuilder, ort } from "../../../core/onnx.ts";
+import type { Field, FieldValue, Points } from "./field.ts";
+import type { Coefficients } from "./schedule.ts";
+
+export interface OnnxFieldOptions {
+  /** Training points per chunk (and per session). */
+  readonly chunk?: number;
+  /** Candidates per chunk whose logits are recomputed exactly. */
+  readonly topK?: number;
+  readonly threads?: number;
+}
+
+/** Relative weight below which the points outside the candidate set are dropped. */
+const DROPPED_MASS = 1e-12;
+const FLOAT32_EPS = 2 ** -24;
+
+/**
+ * One graph for the whole training set, chunk after chunk: per chunk the logits, their max, sum
+ * and weighted values, and the top-k; the chunk statistics merge with the log-add-exp rule.
+ * Inputs: xs = (beta / sigma^2) x, and per chunk bias_c = log w_i - beta^2 |y_i|^2 / (2 sigma^2).
+ * The row constant -|x|^2 / (2 sigma^2) is left out (it cancels in the softmax).
+ */
+function fieldModel(y: Float32Array, d: number, chunks: readonly ChunkInfo[]): Uint8Array {
+  const g = new GraphBuilder("closed_form_field");
+  const xs = g.input("xs", "float", ["B", d]);
+  const axes = g.constant("axes", BigInt64Array.from([1n]), [1]);
+  const maxes: string[] = [];
+  const sums: string[] = [];
+  const values: string[] = [];
+  const topLogits: string[] = [];
+  const topIndex: string[] = [];
+  for (const [c, { start, rows, k }] of chunks.entries()) {
+    const bias = g.input(`bias_${c}`, "float", [rows]);
+    const keys = g.constant(`y_${c}`, y.slice(start * d, (start + rows) * d), [rows, d]);
+    const [logits] = g.node("Gemm", [xs, keys, bias], { attributes: { transB: { int: 1 } } });
+    const [max] = g.node("ReduceMax", [logits], {
+      attributes: { axes: { ints: [1] }, keepdims: { int: 1 } },
+    });
+    const [weights] = g.node("Exp", g.node("Sub", [logits, max]));
+    const [sum] = g.node("ReduceSum", [weights, axes], { attributes: { keepdims: { int: 1 } } });
+    const [value] = g.node("MatMul", [weights, keys]);
+    const kTensor = g.constant(`k_${c}`, BigInt64Array.from([BigInt(k)]), [1]);
+    const [top, index] = g.node("TopK", [logits, kTensor], { outputs: 2 });
+    const offset = g.constant(`offset_${c}`, BigInt64Array.from([BigInt(start)]), [1]);
+    maxes.push(max);
+    sums.push(sum);
+    values.push(value);
+    topLogits.push(top);
+    topIndex.push(...g.node("Add", [index, offset]));
+  }
+  g.node("Max", maxes, { outputs: ["max"] });
+  const scaledSums: string[] = [];
+  const scaledValues: string[] = [];
+  for (let c = 0; c < chunks.length; c++) {
+    const [w] = g.node("Exp", g.node("Sub", [maxes[c], "max"]));
+    scaledSums.push(...g.node("Mul", [sums[c], w]));
+    scaledValues.push(...g.node("Mul", [values[c], w]));
+  }
+  g.node("Sum", scaledSums, { outputs: ["sum"] });
+  g.node("Sum", scaledValues, { outputs: ["values"] });
+  g.node("Concat", topLogits, { outputs: ["top_logits"], attributes: { axis: { int: 1 } } });
+  g.node("Concat", topIndex, { outputs: ["top_index"], attributes: { axis: { int: 1 } } });
+  const kTotal = chunks.reduce((s, c) => s + c.k, 0);
+  g.output("max", "float", ["B", 1]);
+  g.output("sum", "float", ["B", 1]);
+  g.output("values", "float", ["B", d]);
+  g.output("top_logits", "float", ["B", kTotal]);
+  g.output("top_index", "int64", ["B", kTotal]);
+  return g.build();
+}
+
+interface ChunkInfo {
+  readonly start: number;
+  readonly rows: number;
+  /** Candidates taken from this chunk. */
+  readonly k: number;
+}
+
+export interface OnnxField extends Field {
+  /** Evaluations that used the exact candidate softmax / the merged float32 statistics. */
+  readonly counts: { exact: number; merged: number };
+  release(): Promise<void>;
+}
+
+export async function onnxField(
+  points: Points,
+  options: OnnxFieldOptions = {},
+): Promise<OnnxField> {
+  const { y, n, d, logWeights } = points;
+  const chunkSize = Math.min(options.chunk ?? 4096, n);
+  const topK = options.topK ?? 4;
+  const norms = new Float64Array(n);
+  let maxNorm = 0;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += y[i * d + j] * y[i * d + j];
+    norms[i] = s;
+    maxNorm = Math.max(maxNorm, Math.sqrt(s));
+  }
+  const chunks: ChunkInfo[] = [];
+  for (let start = 0; start < n; start += chunkSize) {
+    const rows = Math.min(chunkSize, n - start);
+    chunks.push({ start, rows, k: Math.min(topK, rows) });
+  }
+  const kTotal = chunks.reduce((s, c) => s + c.k, 0);
+  const session = await createSession(fieldModel(y, d, chunks), options.threads);
+  const counts = { exact: 0, merged: 0 };
+
+  async function evaluate(c: Coefficients, x: Float64Array, b: number): Promise<FieldValue> {
+    const { beta, sigma2 } = c;
+    const inv2s = 1 / (2 * sigma2);
+    const scale = beta / sigma2;
+    const xs = new Float32Array(b * d);
+    const xNorm2 = new Float64Array(b);
+    for (let q = 0; q < b; q++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) {
+        const v = x[q * d + j];
+        xs[q * d + j] = v * scale;
+        s += v * v;
+      }
+      xNorm2[q] = s;
+    }
+    const feeds: Record<string, ort.Tensor> = { xs: new ort.Tensor("float32", xs, [b, d]) };
+    let maxBias = 0;
+    for (const [ci, { start, rows }] of chunks.entries()) {
+      const bias = new Float32Array(rows);
+      for (let i = 0; i < rows; i++) {
+        bias[i] = (logWeights ? logWeights[start + i] : 0) - beta * beta * norms[start + i] * inv2s;
+        maxBias = Math.max(maxBias, Math.abs(bias[i]));
+      }
+      feeds[`bias_${ci}`] = new ort.Tensor("float32", bias, [rows]);
+    }
+    const out = await session.run(feeds);
+    const sum = out.sum.data as Float32Array;
+    const values = out.values.data as Float32Array;
+    const topLogits = out.top_logits.data as Float32Array;
+    const topIndex = out.top_index.data as BigInt64Array;
+    const m = new Float64Array(b * d);
+    const nearest2 = new Float64Array(b).fill(Infinity);
+    const second2 = new Float64Array(b).fill(Infinity);
+    const nearestIndex = new Int32Array(b).fill(-1);
+    const exact = new Float64Array(kTotal);
+    const index = new Int32Array(kTotal);
+    for (let q = 0; q < b; q++) {
+      // Exact float64 logits of the candidates.
+      let best = -Infinity;
+      for (let j = 0; j < kTotal; j++) {
+        const i = index[j] = Number(topIndex[q * kTotal + j]);
+        let dist = 0;
+        for (let v = 0; v < d; v++) {
+          const e = x[q * d + v] - beta * y[i * d + v];
+          dist += e * e;
+        }
+        if (dist < nearest2[q]) {
+          second2[q] = nearest2[q];
+          nearest2[q] = dist;
+          nearestIndex[q] = i;
+        } else if (dist < second2[q]) second2[q] = dist;
+        exact[j] = (logWeights ? logWeights[i] : 0) - dist * inv2s;
+        best = Math.max(best, exact[j]);
+      }
+      // Worst-case float32 error of a GEMM logit of length d: d * eps * (|scale x| |y| + |bias|).
+      const margin = 2 * d * FLOAT32_EPS * (scale * Math.sqrt(xNorm2[q]) * maxNorm + maxBias) + 1;
+      let dropped = 0;
+      let j0 = 0;
+      for (const { rows, k } of chunks) {
+        // Every point outside a chunk's candidates has a logit at most that chunk's k-th.
+        const kth = topLogits[q * kTotal + j0 + k - 1] - xNorm2[q] * inv2s;
+        if (rows > k) {
+          dropped += (rows - k) * Math.exp(kth + margin - best);
+          // With uniform weights a logit is -dist^2 / (2 sigma^2): a floor on the distances of
+          // the points outside the candidates, so second2 is a true second-nearest bound.
+          if (!logWeights) second2[q] = Math.min(second2[q], -2 * sigma2 * (kth + margin));
+        }
+        j0 += k;
+      }
+      const mq = m.subarray(q * d, (q + 1) * d);
+      if (dropped > DROPPED_MASS) {
+        counts.merged++;
+        const inv = 1 / sum[q];
+        for (let v = 0; v < d; v++) mq[v] = values[q * d + v] * inv;
+        continue;
+      }
+      counts.exact++;
+      let total = 0;
+      for (let j = 0; j < kTotal; j++) {
+        const w = Math.exp(exact[j] - best);
+        if (w === 0) continue;
+        total += w;
+        const i = index[j];
+        for (let v = 0; v < d; v++) mq[v] += w * y[i * d + v];
+      }
+      for (let v = 0; v < d; v++) mq[v] /= total;
+    }
+    return { my: m, ma: null, nearest2, second2, nearestIndex };
+  }
+
+  return { d, bothEnds: false, counts, evaluate, release: () => session.release() };
+}
