@@ -25,7 +25,12 @@ interface Case {
   readonly k: number;
 }
 
-async function sampleOnce(field: Field, x0: Float64Array, b: number, k: number): Promise<Float64Array> {
+async function sampleOnce(
+  field: Field,
+  x0: Float64Array,
+  b: number,
+  k: number,
+): Promise<Float64Array> {
   const x = x0.slice();
   const sampler = {
     method: "euler" as const,
@@ -37,7 +42,15 @@ async function sampleOnce(field: Field, x0: Float64Array, b: number, k: number):
     lastStep: "none" as const,
     error: { model: "none" as const },
   };
-  await integrate(interpolant({ schedule: "linear", gamma: "none" }), field, x, b, sampler, [], new Float64Array(b * D));
+  await integrate(
+    interpolant({ schedule: "linear", gamma: "none" }),
+    field,
+    x,
+    b,
+    sampler,
+    [],
+    new Float64Array(b * D),
+  );
   return x;
 }
 
@@ -53,7 +66,20 @@ async function timeIt(run: () => Promise<unknown>): Promise<number> {
 
 async function peer(c: Case): Promise<number> {
   const out = await runPeer(
-    ["/usr/bin/python3", `${PEERS}closed_form_torch.py`, "--N", `${c.n}`, "--d", `${D}`, "--B", `${c.b}`, "--K", `${c.k}`, "--threads", "2"],
+    [
+      "/usr/bin/python3",
+      `${PEERS}closed_form_torch.py`,
+      "--N",
+      `${c.n}`,
+      "--d",
+      `${D}`,
+      "--B",
+      `${c.b}`,
+      "--K",
+      `${c.k}`,
+      "--threads",
+      "2",
+    ],
     { OMP_WAIT_POLICY: "PASSIVE" },
   );
   const match = /median wall ([\d.]+) s -> ([\d.]+) samples\/s/.exec(out);
@@ -64,7 +90,12 @@ async function peer(c: Case): Promise<number> {
 export async function benchClosedForm(_flags: string[]): Promise<void> {
   const train = await loadIdx(`${FASHION_MNIST_DIR}/train-images-idx3-ubyte.gz`, null);
   const rows: string[] = [];
-  const cases: Case[] = [{ name: "exact", n: 10000, b: 256, k: 50 }, { name: "pruned", n: 60000, b: 128, k: 20 }];
+  const cases: Case[] = [{ name: "exact", n: 10000, b: 256, k: 50 }, {
+    name: "pruned",
+    n: 60000,
+    b: 128,
+    k: 20,
+  }];
   for (const c of cases) {
     const y = new Float32Array(c.n * D);
     for (let i = 0; i < y.length; i++) y[i] = train.images[i] * 2 - 1;
@@ -78,27 +109,33 @@ export async function benchClosedForm(_flags: string[]): Promise<void> {
     let prunedOut: Float64Array = new Float64Array(0);
     const exactWall = await timeIt(async () => (exactOut = await sampleOnce(full, x0, c.b, c.k)));
     pruned.counts.certified = pruned.counts.full = 0;
-    const prunedWall = await timeIt(async () => (prunedOut = await sampleOnce(pruned, x0, c.b, c.k)));
+    const prunedWall = await timeIt(
+      async () => (prunedOut = await sampleOnce(pruned, x0, c.b, c.k)),
+    );
     const certified = pruned.counts.certified / (pruned.counts.certified + pruned.counts.full);
     await full.release();
     let maxDiff = 0;
-    for (let j = 0; j < exactOut.length; j++) maxDiff = Math.max(maxDiff, Math.abs(exactOut[j] - prunedOut[j]));
+    for (let j = 0; j < exactOut.length; j++) {
+      maxDiff = Math.max(maxDiff, Math.abs(exactOut[j] - prunedOut[j]));
+    }
     const torch = await peer(c);
     const gflop = (4 * c.b * c.n * D * c.k) / 1e9;
     const sExact = c.b / exactWall;
     const sPruned = c.b / prunedWall;
     console.log(
-      `closed-form ${c.name}: N=${c.n} B=${c.b} K=${c.k}: sia exact ${sExact.toFixed(1)} samples/s ` +
+      `closed-form ${c.name}: N=${c.n} B=${c.b} K=${c.k}: sia exact ${
+        sExact.toFixed(1)
+      } samples/s ` +
         `(${(gflop / exactWall).toFixed(0)} GFLOP/s), sia pruned ${sPruned.toFixed(1)} samples/s ` +
         `(${(100 * certified).toFixed(0)} % certified), torch ${torch.toFixed(1)} samples/s; ` +
         `max |pruned - exact| = ${(maxDiff / 2).toExponential(2)} on the [0, 1] scale`,
     );
     rows.push(
-      `| N=${c.n}, B=${c.b}, K=${c.k} | ${torch.toFixed(1)} | ${sExact.toFixed(1)} (${(gflop / exactWall).toFixed(0)} GFLOP/s) | ${
-        (sExact / torch).toFixed(2)
-      }x | ${sPruned.toFixed(1)} | ${(sPruned / torch).toFixed(2)}x | ${(100 * certified).toFixed(0)} % | ${
-        (maxDiff / 2).toExponential(1)
-      } |`,
+      `| N=${c.n}, B=${c.b}, K=${c.k} | ${torch.toFixed(1)} | ${sExact.toFixed(1)} (${
+        (gflop / exactWall).toFixed(0)
+      } GFLOP/s) | ${(sExact / torch).toFixed(2)}x | ${sPruned.toFixed(1)} | ${
+        (sPruned / torch).toFixed(2)
+      }x | ${(100 * certified).toFixed(0)} % | ${(maxDiff / 2).toExponential(1)} |`,
     );
   }
   await writeSection(

@@ -105,7 +105,7 @@ const params = {
     values: ["auto", "exact", "onnx"],
     default: "auto",
     doc:
-      "field engine: onnx (onnxruntime GEMMs + exact float64 winners), exact (float64 JS); auto = onnx for N d >= 1e5",
+      "field engine: onnx (onnxruntime GEMMs + exact float64 winners), exact (float64 JS); auto = onnx for images (d >= 64), exact for toy data",
   },
   chunk: {
     type: "int",
@@ -136,10 +136,10 @@ export const closedForm = defineGenerator({
   create(p, { seed, train, report }) {
     const sde = p.sampler === "sde";
     if (!sde && p.eps !== null) {
-      throw keyError("eps", "applies to sampler=sde only (the ODE has no noise)");
+      throw keyError("generate.params.eps", "applies to sampler=sde only (the ODE has no noise)");
     }
     if (!sde && p.lastStep === "mean") {
-      throw keyError("lastStep", "mean applies to sampler=sde only");
+      throw keyError("generate.params.lastStep", "mean applies to sampler=sde only");
     }
     const method: Method = p.method === "auto" ? (sde ? "em" : "euler") : p.method;
     if (sde !== isSde(method)) {
@@ -150,7 +150,10 @@ export const closedForm = defineGenerator({
     }
     const bothEnds = p.base === "empirical";
     if (bothEnds && p.gamma === "none") {
-      throw keyError("gamma", "a both-ends (base=empirical) run needs latent noise gamma > 0");
+      throw keyError(
+        "generate.params.gamma",
+        "a both-ends (base=empirical) run needs latent noise gamma > 0",
+      );
     }
     const interp = interpolant({
       schedule: p.schedule,
@@ -159,11 +162,9 @@ export const closedForm = defineGenerator({
       sigmaMin: p.sigmaMin,
     });
     const d = imageSize(train.shape);
-    const engine = p.engine === "auto"
-      ? (train.shape[0] * d >= 1e5 && !bothEnds ? "onnx" : "exact")
-      : p.engine;
+    const engine = p.engine === "auto" ? (d >= 64 && !bothEnds ? "onnx" : "exact") : p.engine;
     if (engine === "onnx" && bothEnds) {
-      throw keyError("engine", "onnx runs the Gaussian-base field only");
+      throw keyError("generate.params.engine", "onnx runs the Gaussian-base field only");
     }
     const sampler = {
       method,

@@ -77,7 +77,9 @@ Deno.test("makeDataset rejects values that do not fill the shape, label count, n
   bad[9] = NaN;
   assert.throws(
     () => makeDataset("src", bad, [3, 2, 2, 1], null),
-    (e) => e instanceof SiaError && e.message === "src: image 2 has a NaN pixel (value index 9)",
+    (e) =>
+      e instanceof SiaError &&
+      e.message === "src: image 2 has a non-finite pixel (NaN at value index 9)",
   );
 });
 
