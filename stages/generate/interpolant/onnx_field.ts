@@ -26,6 +26,13 @@ export interface OnnxFieldOptions {
 /** Relative weight below which the points outside the candidate set are dropped. */
 const DROPPED_MASS = 1e-12;
 const FLOAT32_EPS = 2 ** -24;
+/** Query rows per onnxruntime call (see evaluateBlock). */
+const BLOCK = 32;
+/**
+ * Logit rows are padded to a multiple of 16 floats: vectorised reductions then see every row at
+ * the same alignment, so a query's result does not depend on its position in the block.
+ */
+const ROW_ALIGN = 16;
 
 /**
  * One graph for the whole training set, chunk after chunk: per chunk the logits, their max, sum
@@ -42,16 +49,18 @@ function fieldModel(y: Float32Array, d: number, chunks: readonly ChunkInfo[]): U
   const values: string[] = [];
   const topLogits: string[] = [];
   const topIndex: string[] = [];
-  for (const [c, { start, rows, k }] of chunks.entries()) {
-    const bias = g.input(`bias_${c}`, "float", [rows]);
-    const keys = g.constant(`y_${c}`, y.slice(start * d, (start + rows) * d), [rows, d]);
-    const [logits] = g.node("Gemm", [xs, keys, bias], { attributes: { transB: { int: 1 } } });
+  for (const [c, { start, rows, width, k }] of chunks.entries()) {
+    const bias = g.input(`bias_${c}`, "float", [width]);
+    const keys = new Float32Array(width * d);
+    keys.set(y.subarray(start * d, (start + rows) * d));
+    const keysName = g.constant(`y_${c}`, keys, [width, d]);
+    const [logits] = g.node("Gemm", [xs, keysName, bias], { attributes: { transB: { int: 1 } } });
     const [max] = g.node("ReduceMax", [logits], {
       attributes: { axes: { ints: [1] }, keepdims: { int: 1 } },
     });
     const [weights] = g.node("Exp", g.node("Sub", [logits, max]));
     const [sum] = g.node("ReduceSum", [weights, axes], { attributes: { keepdims: { int: 1 } } });
-    const [value] = g.node("MatMul", [weights, keys]);
+    const [value] = g.node("MatMul", [weights, keysName]);
     const kTensor = g.constant(`k_${c}`, BigInt64Array.from([BigInt(k)]), [1]);
     const [top, index] = g.node("TopK", [logits, kTensor], { outputs: 2 });
     const offset = g.constant(`offset_${c}`, BigInt64Array.from([BigInt(start)]), [1]);
@@ -85,6 +94,8 @@ function fieldModel(y: Float32Array, d: number, chunks: readonly ChunkInfo[]): U
 interface ChunkInfo {
   readonly start: number;
   readonly rows: number;
+  /** rows rounded up to a multiple of ROW_ALIGN; the padding has zero keys and -inf logits. */
+  readonly width: number;
   /** Candidates taken from this chunk. */
   readonly k: number;
 }
@@ -113,17 +124,27 @@ export async function onnxField(
   const chunks: ChunkInfo[] = [];
   for (let start = 0; start < n; start += chunkSize) {
     const rows = Math.min(chunkSize, n - start);
-    chunks.push({ start, rows, k: Math.min(topK, rows) });
+    chunks.push({
+      start,
+      rows,
+      width: Math.ceil(rows / ROW_ALIGN) * ROW_ALIGN,
+      k: Math.min(topK, rows),
+    });
   }
   const kTotal = chunks.reduce((s, c) => s + c.k, 0);
   const session = await createSession(fieldModel(y, d, chunks), options.threads);
   const counts = { exact: 0, merged: 0 };
 
-  async function evaluate(c: Coefficients, x: Float64Array, b: number): Promise<FieldValue> {
+  /**
+   * One block of exactly BLOCK rows (the first `b` real, the rest zero padding). A GEMM's float32
+   * result for a row depends on how many rows the call has, so every call has the same number:
+   * a sample's bytes then do not depend on how the stream was batched or grouped by class.
+   */
+  async function evaluateBlock(c: Coefficients, x: Float64Array, b: number): Promise<FieldValue> {
     const { beta, sigma2 } = c;
     const inv2s = 1 / (2 * sigma2);
     const scale = beta / sigma2;
-    const xs = new Float32Array(b * d);
+    const xs = new Float32Array(BLOCK * d);
     const xNorm2 = new Float64Array(b);
     for (let q = 0; q < b; q++) {
       let s = 0;
@@ -134,15 +155,15 @@ export async function onnxField(
       }
       xNorm2[q] = s;
     }
-    const feeds: Record<string, ort.Tensor> = { xs: new ort.Tensor("float32", xs, [b, d]) };
+    const feeds: Record<string, ort.Tensor> = { xs: new ort.Tensor("float32", xs, [BLOCK, d]) };
     let maxBias = 0;
-    for (const [ci, { start, rows }] of chunks.entries()) {
-      const bias = new Float32Array(rows);
+    for (const [ci, { start, rows, width }] of chunks.entries()) {
+      const bias = new Float32Array(width).fill(-Infinity);
       for (let i = 0; i < rows; i++) {
         bias[i] = (logWeights ? logWeights[start + i] : 0) - beta * beta * norms[start + i] * inv2s;
         maxBias = Math.max(maxBias, Math.abs(bias[i]));
       }
-      feeds[`bias_${ci}`] = new ort.Tensor("float32", bias, [rows]);
+      feeds[`bias_${ci}`] = new ort.Tensor("float32", bias, [width]);
     }
     const out = await session.run(feeds);
     const sum = out.sum.data as Float32Array;
@@ -207,6 +228,25 @@ export async function onnxField(
       for (let v = 0; v < d; v++) mq[v] /= total;
     }
     return { my: m, ma: null, nearest2, second2, nearestIndex };
+  }
+
+  async function evaluate(c: Coefficients, x: Float64Array, b: number): Promise<FieldValue> {
+    if (b === BLOCK) return evaluateBlock(c, x, b);
+    const my = new Float64Array(b * d);
+    const nearest2 = new Float64Array(b);
+    const second2 = new Float64Array(b);
+    const nearestIndex = new Int32Array(b);
+    for (let start = 0; start < b; start += BLOCK) {
+      const rows = Math.min(BLOCK, b - start);
+      const block = new Float64Array(BLOCK * d);
+      block.set(x.subarray(start * d, (start + rows) * d));
+      const v = await evaluateBlock(c, block, rows);
+      my.set(v.my.subarray(0, rows * d), start * d);
+      nearest2.set(v.nearest2.subarray(0, rows), start);
+      second2.set(v.second2!.subarray(0, rows), start);
+      nearestIndex.set(v.nearestIndex!.subarray(0, rows), start);
+    }
+    return { my, ma: null, nearest2, second2, nearestIndex };
   }
 
   return { d, bothEnds: false, counts, evaluate, release: () => session.release() };

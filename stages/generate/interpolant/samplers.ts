@@ -124,12 +124,13 @@ export async function integrate(
     const c = interp.at(t);
     const c2 = interp.at(t2);
     const ratio = Math.sqrt(spread(c2, field.bothEnds).sigma2 / spread(c, field.bothEnds).sigma2);
-    mixtureMean(c, v, k1);
-    mixtureMean(c2, v, k2);
-    for (let j = 0; j < n; j++) x[j] = k2[j] + ratio * (x[j] - k1[j]);
+    mixtureMean(c, v, xs);
+    mixtureMean(c2, v, k4);
+    for (let j = 0; j < n; j++) x[j] = k4[j] + ratio * (x[j] - xs[j]);
   }
 
-  const singular = (t: number) => spread(interp.at(t), field.bothEnds).sigma2 === 0;
+  // trig's alpha(1) = cos(pi / 2) is 6e-17, not 0: "zero" has to be a tolerance.
+  const singular = (t: number) => spread(interp.at(t), field.bothEnds).sigma2 <= 1e-24;
 
   for (let k = 0; k < o.steps; k++) {
     const t = grid[k];
@@ -163,10 +164,10 @@ export async function integrate(
       if (o.error.model !== "none") {
         // The error is not part of the frozen solution: add it as an explicit term.
         velocity(interp.at(t), field.bothEnds, x, v, k2);
-        for (let j = 0; j < n; j++) k1[j] -= k2[j];
-      } else k1.fill(0);
+        for (let j = 0; j < n; j++) k3[j] = k1[j] - k2[j];
+      } else k3.fill(0);
       stableStep(t, t2, v);
-      for (let j = 0; j < n; j++) x[j] += h * k1[j];
+      for (let j = 0; j < n; j++) x[j] += h * k3[j];
     } else if (o.method === "euler") {
       for (let j = 0; j < n; j++) x[j] += h * k1[j];
     } else if (o.method === "heun") {
