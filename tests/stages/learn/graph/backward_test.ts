@@ -1,0 +1,149 @@
+// Every block's compiled gradient equals tfjs's autodiff (tf.grads, cpu backend) on random inputs
+// to 1e-4 relative, for strides 1 and 2, batch 1 and many, and whole encoders.
+
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { createSession, ort } from "../../../../core/onnx.ts";
+import { Rng } from "../../../../core/rng.ts";
+import { initParams } from "../../../../stages/learn/blocks/init.ts";
+import { projectionHead, smallCnn } from "../../../../stages/learn/blocks/model.ts";
+import type { ActShape, Block } from "../../../../stages/learn/blocks/model.ts";
+import { forward } from "../../../../stages/learn/blocks/tfjs.ts";
+import { gradientModel } from "../../../../stages/learn/graph/gradient.ts";
+
+await tf.setBackend("cpu");
+
+function random(length: number, key: string): Float32Array {
+  const rng = new Rng(11, key);
+  return Float32Array.from({ length }, () => rng.normal());
+}
+
+function relError(got: Float32Array, want: Float32Array | Int32Array | Uint8Array): number {
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]));
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+  }
+  // A gradient that is exactly zero in theory (a bias before batch norm) is float noise on both
+  // sides: compare it absolutely.
+  return scale < 1e-5 ? diff : diff / scale;
+}
+
+/** Largest relative gradient error over dx and every trainable parameter. */
+async function check(
+  blocks: Block[],
+  input: ActShape,
+  batch: number,
+): Promise<Record<string, number>> {
+  const { model, specs, outputShape } = gradientModel(blocks, input, batch);
+  const params = initParams(specs, 1);
+  // Non-trivial batch-norm affine parameters, so their gradients are not degenerate.
+  for (const [name, v] of params) {
+    if (name.endsWith(".scale")) v.set(random(v.length, name).map((z) => 1 + 0.2 * z));
+    if (name.endsWith(".shift")) v.set(random(v.length, name).map((z) => 0.1 * z));
+  }
+  const xShape = [batch, ...input];
+  const x = random(xShape.reduce((a, b) => a * b, 1), "x");
+  const dy = random(outputShape.reduce((a, b) => a * b, 1), "dy");
+  const session = await createSession(model);
+  const feeds: Record<string, ort.Tensor> = {
+    x: new ort.Tensor("float32", x, xShape),
+    dy: new ort.Tensor("float32", dy, outputShape),
+  };
+  for (const s of specs) {
+    feeds[s.name] = new ort.Tensor("float32", params.get(s.name)!, [...s.shape]);
+  }
+  const out = await session.run(feeds);
+  await session.release();
+
+  const trainable = specs.filter((s) => s.trainable);
+  const errors: Record<string, number> = {};
+  tf.tidy(() => {
+    const fixed = new Map(
+      specs.filter((s) => !s.trainable).map((
+        s,
+      ) => [s.name, tf.tensor(params.get(s.name)!, [...s.shape])]),
+    );
+    const f = (xt: tf.Tensor, ...ps: tf.Tensor[]) => {
+      const all = new Map<string, tf.Tensor>(fixed);
+      trainable.forEach((s, i) => all.set(s.name, ps[i]));
+      return tf.sum(tf.mul(forward(blocks, all, xt, true), tf.tensor(dy, outputShape)));
+    };
+    const grads = tf.grads(f)([
+      tf.tensor(x, xShape),
+      ...trainable.map((s) => tf.tensor(params.get(s.name)!, [...s.shape])),
+    ]);
+    errors.dx = relError(out.dx.data as Float32Array, grads[0].dataSync());
+    trainable.forEach((
+      s,
+      i,
+    ) => (errors[s.name] = relError(
+      out[`grad.${s.name}`].data as Float32Array,
+      grads[i + 1].dataSync(),
+    )));
+  });
+  return errors;
+}
+
+function assertSmall(errors: Record<string, number>, tol = 1e-4) {
+  for (const [name, e] of Object.entries(errors)) {
+    assert.ok(e < tol, `${name}: relative error ${e}`);
+  }
+}
+
+const conv = (out: number, kernel: number, stride: number, bias = false): Block => ({
+  kind: "conv",
+  out,
+  kernel,
+  stride,
+  bias,
+});
+
+for (const batch of [1, 5]) {
+  for (const stride of [1, 2]) {
+    for (const [h, w] of [[6, 6], [7, 5]]) {
+      Deno.test(`conv 3x3 stride ${stride}, ${h}x${w}, batch ${batch}: gradients = tf.grads`, async () => {
+        assertSmall(await check([conv(4, 3, stride, true)], [h, w, 3], batch));
+      });
+    }
+  }
+}
+
+Deno.test("conv 1x1 stride 2 (a ResNet shortcut): gradients = tf.grads", async () => {
+  assertSmall(await check([conv(6, 1, 2)], [8, 8, 4], 3));
+});
+
+Deno.test("batch norm on images and on vectors: gradients = tf.grads", async () => {
+  assertSmall(await check([conv(4, 3, 1), { kind: "batchnorm" }], [5, 5, 2], 4));
+  assertSmall(await check([{ kind: "dense", out: 6, bias: true }, { kind: "batchnorm" }], [5], 7));
+});
+
+Deno.test("relu, max-pool, global average pool: gradients = tf.grads", async () => {
+  assertSmall(
+    await check([conv(3, 3, 1), { kind: "relu" }, { kind: "maxpool", size: 2 }, { kind: "gap" }], [
+      8,
+      6,
+      2,
+    ], 3),
+  );
+});
+
+Deno.test("dense, relu, dense, L2 normalisation (a projection head): gradients = tf.grads", async () => {
+  assertSmall(await check([...projectionHead(16, 8), { kind: "l2norm" }], [12], 6));
+});
+
+Deno.test("residual block with a strided 1x1 shortcut: gradients = tf.grads", async () => {
+  const block: Block = {
+    kind: "residual",
+    body: [conv(4, 3, 2), { kind: "batchnorm" }, { kind: "relu" }, conv(4, 3, 1), {
+      kind: "batchnorm",
+    }],
+    shortcut: [conv(4, 1, 2), { kind: "batchnorm" }],
+  };
+  assertSmall(await check([block, { kind: "relu" }, { kind: "gap" }], [6, 6, 2], 3));
+});
+
+Deno.test("the whole small CNN + projection head: gradients = tf.grads", async () => {
+  assertSmall(await check([...smallCnn(), ...projectionHead(128, 128)], [28, 28, 1], 4));
+});
