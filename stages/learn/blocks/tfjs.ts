@@ -8,7 +8,7 @@ import { BN_EPS } from "./model.ts";
 
 export type TfParams = Map<string, tf.Tensor>;
 
-/** Batch-norm statistics the forward pass used, per batch-norm block, for the running averages. */
+/** Batch-norm statistics a training-mode forward pass used, per batch-norm block (kept tensors). */
 export interface BatchStats {
   readonly mean: tf.Tensor;
   readonly variance: tf.Tensor;
@@ -50,7 +50,8 @@ export function forward(
           const m = tf.moments(y, axes);
           mean = m.mean;
           variance = m.variance;
-          stats?.set(name, { mean, variance });
+          // Kept past any enclosing tidy or gradient scope: the caller reads and disposes them.
+          stats?.set(name, { mean: tf.keep(mean), variance: tf.keep(variance) });
         }
         y = tf.add(
           tf.mul(tf.div(tf.sub(y, mean), tf.sqrt(tf.add(variance, BN_EPS))), p("scale")),
