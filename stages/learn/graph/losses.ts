@@ -55,3 +55,26 @@ export function emitNtXent(
   const [dz] = g.node("Mul", [...g.node("MatMul", [dSym, z]), invTau]);
   return { loss, dz };
 }
+
+/** Mean squared error over rows x features against the input "target": loss, and its gradient. */
+export function emitMse(
+  g: GraphBuilder,
+  y: string,
+  target: string,
+  count: number,
+  prefix = "mse",
+): {
+  loss: string;
+  dy: string;
+} {
+  const [diff] = g.node("Sub", [y, target]);
+  const [loss] = g.node("Mul", [
+    ...g.node("ReduceSumSquare", [diff], { attributes: { keepdims: { int: 0 } } }),
+    g.constant(`${prefix}.inv_count`, Float32Array.of(1 / count), []),
+  ]);
+  const [dy] = g.node("Mul", [
+    diff,
+    g.constant(`${prefix}.two_over_count`, Float32Array.of(2 / count), []),
+  ]);
+  return { loss, dy };
+}

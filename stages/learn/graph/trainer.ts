@@ -5,6 +5,9 @@
 
 import { createSession, ort } from "../../../core/onnx.ts";
 import { initParams } from "../blocks/init.ts";
+import type { ActShape, Block } from "../blocks/model.ts";
+import type { Checkpoint } from "./checkpoint.ts";
+import { saveCheckpoint } from "./checkpoint.ts";
 import type { StepGraph } from "./train_step.ts";
 
 export class Trainer {
@@ -14,6 +17,8 @@ export class Trainer {
   #current = new Map<string, Float32Array>();
   #next = new Map<string, Float32Array>();
   readonly #inputShape: readonly number[];
+  /** Steps taken, restored from checkpoints so a resumed run continues its schedule. */
+  steps = 0;
 
   private constructor(
     graph: StepGraph,
@@ -56,26 +61,45 @@ export class Trainer {
     return v;
   }
 
-  /** Replaces every tensor's value (checkpoint restore). */
-  load(values: Map<string, Float32Array>): void {
+  /** Continues from a checkpoint: every tensor's value and the step count. */
+  restore(checkpoint: Checkpoint): void {
     for (const [name, v] of this.#current) {
-      const source = values.get(name);
+      const source = checkpoint.values.get(name);
       if (!source || source.length !== v.length) {
         throw new Error(`trainer: checkpoint lacks ${name} [${v.length}]`);
       }
       v.set(source);
     }
+    this.steps = checkpoint.header.step;
+  }
+
+  /** Saves every tensor and the step count atomically. */
+  save(
+    path: string,
+    model: { blocks: readonly Block[]; input: ActShape },
+    meta: Record<string, unknown> = {},
+  ) {
+    return saveCheckpoint(path, { step: this.steps, ...model, meta }, this.#current, this.#shapes);
   }
 
   names(): string[] {
     return [...this.#current.keys()];
   }
 
-  /** One step on views x ([2B, H, W, C]); scalars: lr (and Adam's bias corrections). Returns the loss. */
-  async step(x: Float32Array, scalars: Record<string, number>): Promise<number> {
+  /**
+   * One step on x (the graph's input shape, e.g. [2B, H, W, C] views); scalars: lr (and Adam's
+   * bias corrections); target for regression losses. Returns the loss.
+   */
+  async step(
+    x: Float32Array,
+    scalars: Record<string, number>,
+    target?: Float32Array,
+  ): Promise<number> {
+    const rows = this.#inputShape[0];
     const feeds: Record<string, ort.Tensor> = {
       x: new ort.Tensor("float32", x, [...this.#inputShape]),
     };
+    if (target) feeds.target = new ort.Tensor("float32", target, [rows, target.length / rows]);
     const fetches: Record<string, ort.Tensor | null> = { loss: null };
     for (const [name, v] of this.#current) {
       const shape = [...this.#shapes.get(name)!];
@@ -88,6 +112,7 @@ export class Trainer {
     }
     const out = await this.#session.run(feeds, fetches);
     [this.#current, this.#next] = [this.#next, this.#current];
+    this.steps++;
     return (out.loss.data as Float32Array)[0];
   }
 

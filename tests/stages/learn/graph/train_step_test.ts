@@ -15,7 +15,7 @@ import {
 import { forward } from "../../../../stages/learn/blocks/tfjs.ts";
 import type { BatchStats } from "../../../../stages/learn/blocks/tfjs.ts";
 import type { Optimizer } from "../../../../stages/learn/graph/optimizers.ts";
-import { simclrStep } from "../../../../stages/learn/graph/train_step.ts";
+import { trainStep } from "../../../../stages/learn/graph/train_step.ts";
 import { Trainer } from "../../../../stages/learn/graph/trainer.ts";
 
 await tf.setBackend("cpu");
@@ -203,11 +203,11 @@ const optimizers: [string, Optimizer, number][] = [
 ];
 
 async function checkStep(c: Case, optimizer: Optimizer, clip: number): Promise<void> {
-  const graph = simclrStep({
+  const graph = trainStep({
     blocks: c.blocks,
     input: c.input,
     batch: c.batch,
-    tau: TAU,
+    loss: { kind: "ntxent", tau: TAU },
     optimizer,
     clip,
   });
@@ -256,11 +256,11 @@ Deno.test("one SimCLR step of the real small CNN + projection head (SGD) equals 
   ));
 
 Deno.test("20 SGD steps on a fixed batch lower the NT-Xent loss", async () => {
-  const graph = simclrStep({
+  const graph = trainStep({
     blocks: MODEL,
     input: INPUT,
     batch: BATCH,
-    tau: TAU,
+    loss: { kind: "ntxent", tau: TAU },
     optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 0 },
     clip: 0,
   });
