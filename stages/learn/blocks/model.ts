@@ -3,13 +3,17 @@
 // in a Params map keyed by the names below, so every builder sees the same weights.
 
 export type Block =
-  /** 2-D convolution, odd kernel, symmetric padding (kernel - 1) / 2 as PyTorch's padding=k//2. */
+  /**
+   * 2-D convolution, odd kernel; padding "same" pads (kernel - 1) / 2 on every side (PyTorch's
+   * padding=k//2, so stride 2 halves the size), "valid" pads nothing.
+   */
   | {
     readonly kind: "conv";
     readonly out: number;
     readonly kernel: number;
     readonly stride: number;
     readonly bias: boolean;
+    readonly padding?: "same" | "valid";
   }
   /** Batch normalisation over N, H, W (or N for vectors); eps 1e-5, momentum 0.1 as PyTorch. */
   | { readonly kind: "batchnorm" }
@@ -27,6 +31,11 @@ export type Block =
     readonly body: readonly Block[];
     readonly shortcut: readonly Block[];
   };
+
+/** Pixels of zero padding on each side of a conv block's input. */
+export function convPad(block: Block & { kind: "conv" }): number {
+  return block.padding === "valid" ? 0 : (block.kernel - 1) / 2;
+}
 
 export const BN_EPS = 1e-5;
 export const BN_MOMENTUM = 0.1;
@@ -126,7 +135,7 @@ export function outputShape(block: Block, shape: ActShape): ActShape {
   switch (block.kind) {
     case "conv": {
       const [, h, w] = shape;
-      const pad = (block.kernel - 1) / 2;
+      const pad = convPad(block);
       const size = (n: number) => Math.floor((n + 2 * pad - block.kernel) / block.stride) + 1;
       return [block.out, size(h), size(w)];
     }

@@ -4,7 +4,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { Block } from "./model.ts";
-import { BN_EPS } from "./model.ts";
+import { BN_EPS, convPad } from "./model.ts";
 
 export type TfParams = Map<string, tf.Tensor>;
 
@@ -37,7 +37,7 @@ export function forward(
     switch (block.kind) {
       case "conv": {
         const w = tf.transpose(p("weight"), [2, 3, 1, 0]) as tf.Tensor4D;
-        const pad = (block.kernel - 1) / 2;
+        const pad = convPad(block);
         y = tf.conv2d(y as tf.Tensor4D, w, block.stride, pad);
         if (block.bias) y = tf.add(y, p("bias"));
         break;

@@ -17,7 +17,7 @@
 
 import type { GraphBuilder } from "../../../core/onnx.ts";
 import type { ActShape, Block } from "../blocks/model.ts";
-import { BN_EPS, BN_MOMENTUM, outputShape } from "../blocks/model.ts";
+import { BN_EPS, BN_MOMENTUM, convPad, outputShape } from "../blocks/model.ts";
 
 interface Entry {
   readonly block: Block;
@@ -74,7 +74,7 @@ export function emitTapedForward(
     let shortcut: Entry[] | undefined;
     switch (block.kind) {
       case "conv": {
-        const pad = (block.kernel - 1) / 2;
+        const pad = convPad(block);
         const inputs = [x, param(`${name}.weight`), ...(block.bias ? [param(`${name}.bias`)] : [])];
         [y] = g.node("Conv", inputs, {
           attributes: {
@@ -222,7 +222,7 @@ export function emitBackward(
     const { block, name, shape, x, y, saved } = entries[e];
     switch (block.kind) {
       case "conv": {
-        const pad = (block.kernel - 1) / 2;
+        const pad = convPad(block);
         const out = outputShape(block, shape);
         const s = block.stride;
         const outputPadding = [1, 2].map((a) =>

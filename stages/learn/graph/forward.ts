@@ -5,7 +5,7 @@
 import { GraphBuilder } from "../../../core/onnx.ts";
 import type { Params } from "../blocks/init.ts";
 import type { ActShape, Block, ParamSpec } from "../blocks/model.ts";
-import { BN_EPS, BN_MOMENTUM, paramSpecs, walk } from "../blocks/model.ts";
+import { BN_EPS, BN_MOMENTUM, convPad, paramSpecs, walk } from "../blocks/model.ts";
 
 export interface ForwardOptions {
   /** Batch-norm with batch statistics (and running-statistic outputs) or with running statistics. */
@@ -31,7 +31,7 @@ export function emitBlocks(
     if (name.slice(prefix.length).includes(".")) return;
     switch (block.kind) {
       case "conv": {
-        const pad = (block.kernel - 1) / 2;
+        const pad = convPad(block);
         const inputs = [x, param(`${name}.weight`), ...(block.bias ? [param(`${name}.bias`)] : [])];
         [x] = g.node("Conv", inputs, {
           attributes: {

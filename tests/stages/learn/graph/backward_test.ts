@@ -92,20 +92,29 @@ function assertSmall(errors: Record<string, number>, tol = 1e-4) {
   }
 }
 
-const conv = (out: number, kernel: number, stride: number, bias = false): Block => ({
+const conv = (
+  out: number,
+  kernel: number,
+  stride: number,
+  bias = false,
+  padding: "same" | "valid" = "same",
+): Block => ({
   kind: "conv",
   out,
   kernel,
   stride,
   bias,
+  padding,
 });
 
 for (const batch of [1, 5]) {
   for (const stride of [1, 2]) {
-    for (const [h, w] of [[6, 6], [7, 5]]) {
-      Deno.test(`conv 3x3 stride ${stride}, ${h}x${w}, batch ${batch}: gradients = tf.grads`, async () => {
-        assertSmall(await check([conv(4, 3, stride, true)], [h, w, 3], batch));
-      });
+    for (const padding of ["same", "valid"] as const) {
+      for (const [h, w] of [[6, 6], [7, 5]]) {
+        Deno.test(`conv 3x3 stride ${stride}, ${padding}, ${h}x${w}, batch ${batch}: gradients = tf.grads`, async () => {
+          assertSmall(await check([conv(4, 3, stride, true, padding)], [h, w, 3], batch));
+        });
+      }
     }
   }
 }
@@ -146,4 +155,61 @@ Deno.test("residual block with a strided 1x1 shortcut: gradients = tf.grads", as
 
 Deno.test("the whole small CNN + projection head: gradients = tf.grads", async () => {
   assertSmall(await check([...smallCnn(), ...projectionHead(128, 128)], [28, 28, 1], 4));
+});
+
+Deno.test("finite differences agree with the compiled gradients (float32, tiny shapes)", async () => {
+  // onnxruntime has no float64 Conv or ConvTranspose kernel (its CPU provider registers them for
+  // float only), so the check runs in float32: central differences with h = 1e-2 leave O(h^2)
+  // truncation and ~1e-5 rounding, far below the O(1) error a wrong formula makes.
+  const blocks: Block[] = [
+    conv(3, 3, 2, true),
+    { kind: "batchnorm" },
+    { kind: "relu" },
+    { kind: "maxpool", size: 2 },
+    { kind: "gap" },
+    { kind: "dense", out: 4, bias: true },
+    { kind: "l2norm" },
+  ];
+  const input = [6, 6, 2];
+  const batch = 3;
+  const { model, specs, outputShape } = gradientModel(blocks, input, batch);
+  const params = initParams(specs, 7);
+  const x = random(batch * 72, "fd-x");
+  const dy = random(outputShape.reduce((a, b) => a * b, 1), "fd-dy");
+  const session = await createSession(model);
+  const run = async () => {
+    const feeds: Record<string, ort.Tensor> = {
+      x: new ort.Tensor("float32", x, [batch, ...input]),
+      dy: new ort.Tensor("float32", dy, outputShape),
+    };
+    for (const s of specs) {
+      feeds[s.name] = new ort.Tensor("float32", params.get(s.name)!, [...s.shape]);
+    }
+    return await session.run(feeds);
+  };
+  const loss = async () => {
+    const y = (await run()).y.data as Float32Array;
+    return y.reduce((s, v, i) => s + v * dy[i], 0);
+  };
+  const analytic = await run();
+  const h = 1e-2;
+  for (const s of specs.filter((s) => s.trainable)) {
+    const values = params.get(s.name)!;
+    const grad = analytic[`grad.${s.name}`].data as Float32Array;
+    const scale = Math.max(...grad.map(Math.abs));
+    for (let i = 0; i < Math.min(values.length, 6); i++) {
+      const saved = values[i];
+      values[i] = saved + h;
+      const up = await loss();
+      values[i] = saved - h;
+      const down = await loss();
+      values[i] = saved;
+      const fd = (up - down) / (2 * h);
+      assert.ok(
+        Math.abs(fd - grad[i]) < 2e-2 * scale + 1e-4,
+        `${s.name}[${i}]: fd ${fd} vs ${grad[i]}`,
+      );
+    }
+  }
+  await session.release();
 });
