@@ -1,10 +1,14 @@
 // deno task bench [NAME ...]: runs the named benchmarks (all by default) and records their
 // figures in BENCHMARKS.md. Run nothing else on the machine meanwhile.
 
+import { benchAugment } from "./augment.ts";
 import { benchClosedForm } from "./closed_form.ts";
+import { benchTrainStep } from "./train_step.ts";
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   "closed-form": benchClosedForm,
+  augment: benchAugment,
+  "train-step": benchTrainStep,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));

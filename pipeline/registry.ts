@@ -1,10 +1,13 @@
 // Name -> stage. A new generator is one file under stages/generate/ plus one line here.
 
+import { contrastive } from "../stages/augment/contrastive.ts";
 import { closedForm } from "../stages/generate/closed_form.ts";
 import { noise } from "../stages/generate/noise.ts";
-import type { GeneratorStage } from "./stage.ts";
+import type { AugmentStage, GeneratorStage } from "./stage.ts";
 
 export const GENERATORS: Readonly<Record<string, GeneratorStage>> = {
   noise,
   "closed-form": closedForm,
 };
+
+export const AUGMENTERS: Readonly<Record<string, AugmentStage>> = { contrastive };

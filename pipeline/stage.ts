@@ -40,3 +40,24 @@ export interface Sink {
   /** Flushes what is buffered and returns what goes into the manifest. Called exactly once. */
   finish(interrupted: boolean): Promise<Record<string, unknown>>;
 }
+
+export interface AugmentContext {
+  /** The run's seed; every view's random stream is keyed on it. */
+  readonly seed: number;
+}
+
+/** An augmentation stage: one batch in, one batch of views out (layout documented per stage). */
+export interface AugmentStage<S extends Section = Section> {
+  readonly name: string;
+  /** One line for --help. */
+  readonly summary: string;
+  /** Its options, with validation and defaults from the schema. */
+  readonly params: S;
+  /** Builds the operator; throws a SiaError for option combinations the schema can't express. */
+  create(params: Resolved<S>, context: AugmentContext): OperatorFunction<Batch, Batch>;
+}
+
+/** Typed helper, as defineGenerator. */
+export function defineAugment<S extends Section>(stage: AugmentStage<S>): AugmentStage {
+  return stage as unknown as AugmentStage;
+}
