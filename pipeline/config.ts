@@ -2,7 +2,7 @@
 // type, a default and a line of help; unknown keys are errors that suggest the closest valid one.
 
 import { keyError, SiaError } from "./errors.ts";
-import { GENERATORS } from "./registry.ts";
+import { AUGMENTERS, GENERATORS } from "./registry.ts";
 import { describeSection, parseValue, resolveSection, suggestion } from "./schema.ts";
 import type { Field, Resolved, Section } from "./schema.ts";
 
@@ -71,12 +71,28 @@ export const OUT_SECTION = {
   },
 } as const satisfies Section;
 
-const SECTIONS = { data: DATA_SECTION, generate: GENERATE_SECTION, out: OUT_SECTION } as const;
+export const AUGMENT_SECTION = {
+  stage: {
+    type: "string",
+    default: "",
+    doc: `augmentation stage after the generator: ${
+      Object.keys(AUGMENTERS).join(", ")
+    } (empty: none)`,
+  },
+} as const satisfies Section;
+
+const SECTIONS = {
+  data: DATA_SECTION,
+  generate: GENERATE_SECTION,
+  augment: AUGMENT_SECTION,
+  out: OUT_SECTION,
+} as const;
 type SectionName = keyof typeof SECTIONS;
 
 export interface PipelineConfig extends Resolved<typeof TOP_SECTION> {
   data: Resolved<typeof DATA_SECTION>;
   generate: Resolved<typeof GENERATE_SECTION> & { params: Resolved<Section> };
+  augment: Resolved<typeof AUGMENT_SECTION> & { params: Resolved<Section> };
   out: Resolved<typeof OUT_SECTION>;
 }
 
@@ -84,6 +100,17 @@ type Raw = Record<string, unknown>;
 
 function isRecord(value: unknown): value is Raw {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export function augmentStage(name: string) {
+  const stage = AUGMENTERS[name];
+  if (!stage) {
+    throw keyError(
+      "augment.stage",
+      `unknown augmentation stage "${name}"${suggestion(name, Object.keys(AUGMENTERS))}`,
+    );
+  }
+  return stage;
 }
 
 export function generatorStage(name: string) {
@@ -95,6 +122,18 @@ export function generatorStage(name: string) {
     );
   }
   return stage;
+}
+
+/** A section that carries a stage's own options under "params": the section, and those raw options. */
+function withParams<S extends Section>(
+  section: S,
+  value: unknown,
+  prefix: string,
+): [Resolved<S>, unknown] {
+  const rest = isRecord(value) ? { ...value } : value;
+  const params = isRecord(rest) ? rest.params : undefined;
+  if (isRecord(rest)) delete rest.params;
+  return [resolveSection(section, rest, prefix), params];
 }
 
 /** Validates a raw config object, filling defaults. */
@@ -113,11 +152,9 @@ export function resolveConfig(raw: unknown): PipelineConfig {
     "",
   );
   const data = resolveSection(DATA_SECTION, raw.data, "data.");
-  const generateRaw = isRecord(raw.generate) ? { ...raw.generate } : raw.generate;
-  const params = isRecord(generateRaw) ? generateRaw.params : undefined;
-  if (isRecord(generateRaw)) delete generateRaw.params;
-  const generate = resolveSection(GENERATE_SECTION, generateRaw, "generate.");
+  const [generate, generateParams] = withParams(GENERATE_SECTION, raw.generate, "generate.");
   const stage = generatorStage(generate.generator);
+  const [augment, augmentParams] = withParams(AUGMENT_SECTION, raw.augment, "augment.");
   const out = resolveSection(OUT_SECTION, raw.out, "out.");
   if (!out.dir) {
     throw keyError("out.dir", "no output directory given (set out.dir or pass --out DIR)");
@@ -125,7 +162,16 @@ export function resolveConfig(raw: unknown): PipelineConfig {
   return {
     ...top,
     data,
-    generate: { ...generate, params: resolveSection(stage.params, params, "generate.params.") },
+    generate: {
+      ...generate,
+      params: resolveSection(stage.params, generateParams, "generate.params."),
+    },
+    augment: {
+      ...augment,
+      params: augment.stage
+        ? resolveSection(augmentStage(augment.stage).params, augmentParams, "augment.params.")
+        : {},
+    },
     out,
   };
 }
@@ -154,7 +200,7 @@ export async function readConfigFile(path: string): Promise<Raw> {
 }
 
 /** The field behind a dotted key, for --set; the generator's params need its name. */
-function fieldFor(key: string, generator: string): Field {
+function fieldFor(key: string, generator: string, augmenter: string): Field {
   const parts = key.split(".");
   const all = allKeys(generator);
   const unknown = () => keyError(key, `unknown key${suggestion(key, all)}`);
@@ -165,6 +211,11 @@ function fieldFor(key: string, generator: string): Field {
   const [section, name, ...rest] = parts;
   if (section === "generate" && name === "params" && rest.length === 1) {
     const params = generatorStage(generator).params;
+    if (!(rest[0] in params)) throw unknown();
+    return params[rest[0]];
+  }
+  if (section === "augment" && name === "params" && rest.length === 1) {
+    const params = augmentStage(augmenter || Object.keys(AUGMENTERS)[0]).params;
     if (!(rest[0] in params)) throw unknown();
     return params[rest[0]];
   }
@@ -182,6 +233,9 @@ export function allKeys(generator: string): string[] {
   }
   const stage = GENERATORS[generator];
   if (stage) { for (const name of Object.keys(stage.params)) keys.push(`generate.params.${name}`); }
+  for (const a of Object.values(AUGMENTERS)) {
+    for (const name of Object.keys(a.params)) keys.push(`augment.params.${name}`);
+  }
   return keys;
 }
 
@@ -194,7 +248,9 @@ export function applySet(raw: Raw, assignment: string): void {
   const generator = typeof generate.generator === "string"
     ? generate.generator
     : GENERATE_SECTION.generator.default;
-  const value = parseValue(key, fieldFor(key, generator), assignment.slice(eq + 1));
+  const augment = isRecord(raw.augment) ? raw.augment : {};
+  const augmenter = typeof augment.stage === "string" ? augment.stage : "";
+  const value = parseValue(key, fieldFor(key, generator, augmenter), assignment.slice(eq + 1));
   const parts = key.split(".");
   let node = raw;
   for (const part of parts.slice(0, -1)) {
@@ -213,6 +269,10 @@ export function describeConfig(): string[] {
   for (const stage of Object.values(GENERATORS)) {
     lines.push(`  generate.params for "${stage.name}" (${stage.summary}):`);
     lines.push(...describeSection(stage.params, "  generate.params."));
+  }
+  for (const stage of Object.values(AUGMENTERS)) {
+    lines.push(`  augment.params for "${stage.name}" (${stage.summary}):`);
+    lines.push(...describeSection(stage.params, "  augment.params."));
   }
   return lines;
 }

@@ -4,14 +4,14 @@
 // on Ctrl-C: the subscription is dropped, finished shards and the buffered remainder are flushed,
 // the manifest says the run was interrupted, and the caller exits 130.
 
-import { tap } from "rxjs";
+import { identity, tap } from "rxjs";
 import { anchorBatches } from "../stages/load/source.ts";
 import { subset } from "../stages/load/dataset.ts";
 import { loadSplits } from "../stages/load/resolve.ts";
 import { npyShardSink, SHARD_PATTERN } from "../stages/sink/shards.ts";
 import { summarySink } from "../stages/sink/summary.ts";
 import type { Batch } from "./batch.ts";
-import { generatorStage } from "./config.ts";
+import { augmentStage, generatorStage } from "./config.ts";
 import type { PipelineConfig } from "./config.ts";
 import { checkWritableDir, prepareOutDir } from "./files.ts";
 import { Credits, paced } from "./flow.ts";
@@ -62,6 +62,9 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
     train,
     report: (facts) => Object.assign(generatorReport, facts),
   });
+  const augment = config.augment.stage
+    ? augmentStage(config.augment.stage).create(config.augment.params, { seed: config.seed })
+    : null;
   const loadSeconds = (performance.now() - t0) / 1000;
   options.log(
     `[sia] data: ${train.shape[0]} training images [${train.shape.slice(1)}] from ${train.source}` +
@@ -88,7 +91,8 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
   sinks.push(npyShardSink(dir, config.out.shardSize));
   const progress = new Progress({
     label: `generate (${stage.name})`,
-    total: config.generate.count,
+    // With augmentation every image leaves as `views` rows.
+    total: config.generate.count * (augment ? Number(config.augment.params.views ?? 1) : 1),
     ...options.progress,
   });
   const credits = new Credits(WINDOW);
@@ -99,7 +103,7 @@ export async function runPipeline(config: PipelineConfig, options: RunOptions): 
       anchorBatches(train, config.generate.count, config.generate.batchSize, config.seed),
       credits,
     )
-      .pipe(generate, tap((batch: Batch) => tally.add(batch)));
+      .pipe(generate, augment ?? identity, tap((batch: Batch) => tally.add(batch)));
     for (const sink of sinks) graph = graph.pipe(sink.operator);
     const subscription = graph.pipe(tap((batch: Batch) => {
       progress.tick(batch.shape[0]);

@@ -3,7 +3,7 @@
 // is batched, one clear line and no output files for every kind of bad input, and --help.
 
 import assert from "node:assert/strict";
-import { decodeNpy } from "../core/npy.ts";
+import { decodeNpy, npyValues } from "../core/npy.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import {
   assertOneLineError,
@@ -633,5 +633,29 @@ Deno.test("pipeline --config configs/quick.json with --out and --set: shards, su
     assert.equal(manifest.config.generate.count, 300);
     assert.equal(manifest.config.out.dir, out);
     assert.deepEqual((await readNpy(`${out}/images-00000.npy`)).shape, [300, 28, 28, 1]);
+  });
+});
+
+Deno.test("pipeline with the contrastive stage writes every image's views, labels carried", async () => {
+  await withTempDir(async (tmp) => {
+    const config = {
+      data: { source: "mnist", size: 100 },
+      generate: { generator: "noise", count: 40, batchSize: 40 },
+      augment: { stage: "contrastive", params: { preset: "weak", views: 3 } },
+      out: { dir: `${tmp}/out`, summary: false },
+    };
+    await Deno.writeTextFile(`${tmp}/config.json`, JSON.stringify(config));
+    const result = await runCli(["pipeline", "--config", `${tmp}/config.json`]);
+    assert.equal(result.code, 0, result.stderr);
+    const images = decodeNpy(await Deno.readFile(`${tmp}/out/images-00000.npy`));
+    assert.deepEqual(images.shape, [120, 28, 28, 1]);
+    const labels = npyValues(decodeNpy(await Deno.readFile(`${tmp}/out/labels-00000.npy`)));
+    // One batch of 40 images: view v of image i is row v * 40 + i.
+    for (let i = 0; i < 40; i++) {
+      assert.ok(labels[i] === labels[40 + i] && labels[i] === labels[80 + i]);
+    }
+    const manifest = JSON.parse(await Deno.readTextFile(`${tmp}/out/manifest.json`));
+    assert.equal(manifest.counts.total, 120);
+    assert.equal(manifest.config.augment.params.preset, "weak");
   });
 });

@@ -56,6 +56,7 @@ Deno.test("resolveConfig of configs/quick.json gives its values, typed", () => {
       batchSize: 256,
       params: { r: 1, s: 0.05, k: 0, clip: false },
     },
+    augment: { stage: "", params: {} },
     out: { dir: "runs/quick", shardSize: 10000, summary: true, nnSample: 1000 },
   });
 });
@@ -105,7 +106,10 @@ Deno.test("unknown top-level key: usage error suggesting the closest", () => {
     'dat: unknown key (did you mean "data"?)',
   );
   const far = siaError(() => resolveConfig(minimal({ qqqqqqqqqqqq: 1 })));
-  assert.match(far, /^qqqqqqqqqqqq: unknown key \(valid: seed, description, data, generate, out/);
+  assert.match(
+    far,
+    /^qqqqqqqqqqqq: unknown key \(valid: seed, description, data, generate, augment, out/,
+  );
 });
 
 Deno.test("unknown section key names the dotted key and suggests the closest", () => {
@@ -309,4 +313,38 @@ Deno.test("allKeys and describeConfig cover every section and the noise params",
   assert.ok(!allKeys("nope").some((k) => k.startsWith("generate.params.")));
   const help = describeConfig().join("\n");
   for (const k of keys) assert.ok(help.includes(k), `help lacks ${k}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The augment section
+
+Deno.test("augment: no stage by default; a stage's params resolve with its preset's defaults", () => {
+  assert.deepEqual(resolveConfig(minimal()).augment, { stage: "", params: {} });
+  const config = resolveConfig(
+    minimal({ augment: { stage: "contrastive", params: { preset: "weak", views: 3 } } }),
+  );
+  assert.equal(config.augment.stage, "contrastive");
+  assert.equal(config.augment.params.preset, "weak");
+  assert.equal(config.augment.params.views, 3);
+});
+
+Deno.test("augment: unknown stage and unknown or bad params are usage errors that suggest", () => {
+  const error = (raw: Record<string, unknown>) => {
+    try {
+      resolveConfig(raw);
+    } catch (e) {
+      assert.ok(e instanceof SiaError && e.exitCode === 2);
+      return e.message;
+    }
+    throw new Error("no error");
+  };
+  assert.match(error(minimal({ augment: { stage: "contrastiv" } })), /did you mean "contrastive"/);
+  assert.match(
+    error(minimal({ augment: { stage: "contrastive", params: { presett: "weak" } } })),
+    /augment\.params\.presett: unknown key \(did you mean "augment\.params\.preset"\?\)/,
+  );
+  const raw = minimal({ augment: { stage: "contrastive" } });
+  applySet(raw, "augment.params.views=4");
+  assert.equal((raw.augment as { params: { views: number } }).params.views, 4);
+  assert.throws(() => applySet(raw, "augment.params.preset=wek"), /did you mean "weak"/);
 });
