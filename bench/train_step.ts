@@ -39,8 +39,9 @@ const MODELS: Model[] = [
   },
 ];
 
-async function sia(model: Model): Promise<number> {
-  const graph = trainStep({
+/** The peer's step: NT-Xent tau 0.5, SGD momentum 0.9, weight decay 1e-6, no clipping. */
+function stepGraph(model: Model) {
+  return trainStep({
     blocks: model.blocks,
     input: model.input,
     batch: BATCH,
@@ -48,6 +49,10 @@ async function sia(model: Model): Promise<number> {
     optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 1e-6 },
     clip: 0,
   });
+}
+
+async function sia(model: Model): Promise<number> {
+  const graph = stepGraph(model);
   const trainer = await Trainer.create(graph, 0, [2 * BATCH, ...model.input]);
   const rng = new Rng(0, "bench-views");
   const x = Float32Array.from(
@@ -84,14 +89,7 @@ async function peer(model: Model, channelsLast: boolean): Promise<number> {
 
 /** onnxruntime's per-node profile of a few small-CNN steps: op type -> milliseconds per step. */
 async function profile(model: Model): Promise<[string, number][]> {
-  const graph = trainStep({
-    blocks: model.blocks,
-    input: model.input,
-    batch: BATCH,
-    loss: { kind: "ntxent", tau: 0.5 },
-    optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 1e-6 },
-    clip: 0,
-  });
+  const graph = stepGraph(model);
   const dir = await Deno.makeTempDir();
   const session = await ort.InferenceSession.create(graph.model, {
     intraOpNumThreads: navigator.hardwareConcurrency,

@@ -16,16 +16,22 @@ export interface GeneratorContext {
   readonly report: (facts: Record<string, unknown>) => void;
 }
 
-export interface GeneratorStage<S extends Section = Section> {
+/**
+ * What every configurable stage has: a name, a line of help, an options schema (the keys of its
+ * `params` in a config and of --set), and a factory from resolved options and a context to the
+ * operator. The factory throws a SiaError for option combinations the schema can't express.
+ */
+export interface StageDefinition<C, S extends Section = Section> {
   readonly name: string;
-  /** One line for --help. */
   readonly summary: string;
+  readonly params: S;
+  create(params: Resolved<S>, context: C): OperatorFunction<Batch, Batch>;
+}
+
+export interface GeneratorStage<S extends Section = Section>
+  extends StageDefinition<GeneratorContext, S> {
   /** What its images are, for the provenance of every output. */
   readonly provenance: ProvenanceName;
-  /** Its options: the keys of `generate.params` in a config and of --set on the command line. */
-  readonly params: S;
-  /** Builds the operator; throws a SiaError for option combinations the schema can't express. */
-  create(params: Resolved<S>, context: GeneratorContext): OperatorFunction<Batch, Batch>;
 }
 
 /** Typed helper so each stage file gets its params' types checked against its schema. */
@@ -47,15 +53,7 @@ export interface AugmentContext {
 }
 
 /** An augmentation stage: one batch in, one batch of views out (layout documented per stage). */
-export interface AugmentStage<S extends Section = Section> {
-  readonly name: string;
-  /** One line for --help. */
-  readonly summary: string;
-  /** Its options, with validation and defaults from the schema. */
-  readonly params: S;
-  /** Builds the operator; throws a SiaError for option combinations the schema can't express. */
-  create(params: Resolved<S>, context: AugmentContext): OperatorFunction<Batch, Batch>;
-}
+export type AugmentStage<S extends Section = Section> = StageDefinition<AugmentContext, S>;
 
 /** Typed helper, as defineGenerator. */
 export function defineAugment<S extends Section>(stage: AugmentStage<S>): AugmentStage {

@@ -34,7 +34,11 @@ interface Entry {
 }
 
 export interface Tape {
-  readonly batch: number;
+  /** Rows per step; null when the batch size is left dynamic (inference graphs). */
+  readonly batch: number | null;
+  /** Batch norm from batch statistics (and running-statistic updates when batch is known), or
+   * from the running statistics (eval). */
+  readonly training: boolean;
   readonly entries: Entry[];
   /** Updated batch-norm running statistics: parameter name -> graph value. */
   readonly running: Map<string, string>;
@@ -52,13 +56,12 @@ function shapeConst(g: GraphBuilder, name: string, dims: readonly number[]): str
   return g.constant(name, BigInt64Array.from(dims.map(BigInt)), [dims.length]);
 }
 
-/** The forward pass onto a tape; returns the output value. Batch norm is in training mode. */
+/** The forward pass onto a tape; returns the output value. */
 export function emitTapedForward(
   g: GraphBuilder,
   blocks: readonly Block[],
   input: string,
   shape: ActShape,
-  batch: number,
   param: (name: string) => string,
   tape: Tape,
   entries: Entry[] = tape.entries,
@@ -88,25 +91,35 @@ export function emitTapedForward(
       case "batchnorm": {
         const image = current.length === 3;
         const axes = image ? [0, 2, 3] : [0];
-        const channel = image ? [1, current[0], 1, 1] : [1, current[0]];
-        const [mean] = g.node("ReduceMean", [x], {
-          attributes: { axes: ints(axes), keepdims: { int: 1 } },
-        });
-        const [centred] = g.node("Sub", [x, mean]);
-        const [variance] = g.node("ReduceMean", g.node("Mul", [centred, centred]), {
-          attributes: { axes: ints(axes), keepdims: { int: 1 } },
-        });
-        const [invStd] = g.node(
-          "Reciprocal",
-          g.node("Sqrt", g.node("Add", [variance, scalar(g, `${name}.eps`, BN_EPS)])),
+        const cshape = shapeConst(
+          g,
+          `${name}.cshape`,
+          image ? [1, current[0], 1, 1] : [1, current[0]],
         );
+        const channel = (v: string) => g.node("Reshape", [v, cshape])[0];
+        const eps = scalar(g, `${name}.eps`, BN_EPS);
+        const invStdOf = (variance: string) =>
+          g.node("Reciprocal", g.node("Sqrt", g.node("Add", [variance, eps])))[0];
+        const gamma = channel(param(`${name}.scale`));
+        const beta = channel(param(`${name}.shift`));
+        if (!tape.training) {
+          const [centred] = g.node("Sub", [x, channel(param(`${name}.mean`))]);
+          const [xhat] = g.node("Mul", [centred, invStdOf(channel(param(`${name}.var`)))]);
+          [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
+          break;
+        }
+        const reduceMean = (v: string) =>
+          g.node("ReduceMean", [v], { attributes: { axes: ints(axes), keepdims: { int: 1 } } })[0];
+        const mean = reduceMean(x);
+        const [centred] = g.node("Sub", [x, mean]);
+        const variance = reduceMean(g.node("Mul", [centred, centred])[0]);
+        const invStd = invStdOf(variance);
         const [xhat] = g.node("Mul", [centred, invStd]);
-        const gamma =
-          g.node("Reshape", [param(`${name}.scale`), shapeConst(g, `${name}.cshape`, channel)])[0];
-        const beta = g.node("Reshape", [param(`${name}.shift`), `${name}.cshape`])[0];
         [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
         Object.assign(saved, { xhat, invStd, gamma });
+        if (tape.batch === null) break;
         // Running statistics as PyTorch keeps them: momentum 0.1, unbiased variance.
+        const batch = tape.batch;
         const count = axes.reduce((m, a) => m * (a === 0 ? batch : current[a - 1]), 1);
         const flat = shapeConst(g, `${name}.flat`, [current[0]]);
         const [batchMean] = g.node("Reshape", [mean, flat]);
@@ -161,23 +174,12 @@ export function emitTapedForward(
       case "residual": {
         body = [];
         shortcut = [];
-        const a = emitTapedForward(
-          g,
-          block.body,
-          x,
-          current,
-          batch,
-          param,
-          tape,
-          body,
-          `${name}.body.`,
-        );
+        const a = emitTapedForward(g, block.body, x, current, param, tape, body, `${name}.body.`);
         const b = emitTapedForward(
           g,
           block.shortcut,
           x,
           current,
-          batch,
           param,
           tape,
           shortcut,

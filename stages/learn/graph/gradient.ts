@@ -27,9 +27,9 @@ export function gradientModel(blocks: readonly Block[], input: ActShape, batch: 
   const [nchw] = image
     ? g.node("Transpose", ["x"], { attributes: { perm: { ints: [0, 3, 1, 2] } } })
     : ["x"];
-  const tape: Tape = { batch, entries: [], running: new Map() };
+  const tape: Tape = { batch, training: true, entries: [], running: new Map() };
   const param = (name: string) => name;
-  const y = emitTapedForward(g, blocks, nchw, shape, batch, param, tape);
+  const y = emitTapedForward(g, blocks, nchw, shape, param, tape);
   const toNhwc = { attributes: { perm: { ints: [0, 2, 3, 1] } } };
   const toNchw = { attributes: { perm: { ints: [0, 3, 1, 2] } } };
   g.node(imageOut ? "Transpose" : "Identity", [y], { outputs: ["y"], ...(imageOut ? toNhwc : {}) });

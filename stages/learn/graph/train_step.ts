@@ -61,8 +61,8 @@ export function trainStep(spec: StepSpec): StepGraph {
   const [nchw] = image
     ? g.node("Transpose", ["x"], { attributes: { perm: { ints: [0, 3, 1, 2] } } })
     : ["x"];
-  const tape: Tape = { batch: rows, entries: [], running: new Map() };
-  const y = emitTapedForward(g, spec.blocks, nchw, shape, rows, (name) => name, tape);
+  const tape: Tape = { batch: rows, training: true, entries: [], running: new Map() };
+  const y = emitTapedForward(g, spec.blocks, nchw, shape, (name) => name, tape);
   const { loss, dy } = spec.loss.kind === "ntxent"
     ? (({ loss, dz }) => ({ loss, dy: dz }))(emitNtXent(g, y, rows, spec.loss.tau))
     : emitMse(g, y, "target", rows * out[0]);
