@@ -106,6 +106,18 @@ export function projectionHead(hidden: number, out: number): Block[] {
   return [{ kind: "dense", out: hidden, bias: true }, relu, { kind: "dense", out, bias: true }];
 }
 
+/**
+ * SimSiam's prediction head, a bottleneck MLP: dense (no bias) to `hidden` (dim / 4 in SimSiam),
+ * batch norm, ReLU, dense back to `out`.
+ */
+export function predictionHead(hidden: number, out: number): Block[] {
+  return [{ kind: "dense", out: hidden, bias: false }, bn, relu, {
+    kind: "dense",
+    out,
+    bias: true,
+  }];
+}
+
 /** Walks the blocks, calling `visit` with each block's path-derived name and input shape. */
 export function walk(
   blocks: readonly Block[],

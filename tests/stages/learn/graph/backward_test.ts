@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createSession, ort } from "../../../../core/onnx.ts";
 import { Rng } from "../../../../core/rng.ts";
 import { initParams } from "../../../../stages/learn/blocks/init.ts";
-import { projectionHead, smallCnn } from "../../../../stages/learn/blocks/model.ts";
+import { predictionHead, projectionHead, smallCnn } from "../../../../stages/learn/blocks/model.ts";
 import type { ActShape, Block } from "../../../../stages/learn/blocks/model.ts";
 import { forward } from "../../../../stages/learn/blocks/tfjs.ts";
 import { gradientModel } from "../../../../stages/learn/graph/gradient.ts";
@@ -212,4 +212,8 @@ Deno.test("finite differences agree with the compiled gradients (float32, tiny s
     }
   }
   await session.release();
+});
+
+Deno.test("SimSiam prediction head (bottleneck MLP with batch norm): gradients = tf.grads", async () => {
+  assertSmall(await check(predictionHead(4, 16), [16], 8));
 });
