@@ -14,8 +14,8 @@ import type { Points } from "../stages/generate/interpolant/field.ts";
 import { integrate } from "../stages/generate/interpolant/samplers.ts";
 import type { SamplerOptions } from "../stages/generate/interpolant/samplers.ts";
 import { interpolant } from "../stages/generate/interpolant/schedule.ts";
-import { writeFigure } from "./plot/figure.ts";
-import type { Figure, Panel } from "./plot/figure.ts";
+import { writeFigure } from "../core/plot/figure.ts";
+import type { Figure, Panel } from "../core/plot/figure.ts";
 
 /**
  * The toy: N points uniform in [-range, range]^2. Seed 3 is a fixed seed whose 5 points are at

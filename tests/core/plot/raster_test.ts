@@ -2,8 +2,8 @@
 // marks drawn the same way as the SVG writer lays them out.
 
 import assert from "node:assert/strict";
-import { glyph, GLYPH_ADVANCE, GLYPH_HEIGHT, GLYPHS, textWidth } from "../../../docs/plot/font.ts";
-import { fontScale, parseColor, Raster, rasterize } from "../../../docs/plot/raster.ts";
+import { glyph, GLYPH_ADVANCE, GLYPH_HEIGHT, GLYPHS, textWidth } from "../../../core/plot/font.ts";
+import { fontScale, parseColor, Raster, rasterize } from "../../../core/plot/raster.ts";
 
 /** Sum over pixels of how far each moved from white towards black (in pixel units of area). */
 function inkArea(r: Raster): number {

@@ -3,8 +3,8 @@
 
 import assert from "node:assert/strict";
 import { Rng } from "../../../core/rng.ts";
-import { crc32, encodePng, pipeBytes, PNG_SIGNATURE } from "../../../docs/plot/png.ts";
-import type { RgbImage } from "../../../docs/plot/png.ts";
+import { crc32, encodePng, pipeBytes, PNG_SIGNATURE } from "../../../core/plot/png.ts";
+import type { RgbImage } from "../../../core/plot/png.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 

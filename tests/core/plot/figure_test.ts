@@ -2,10 +2,10 @@
 // direction, and the SVG holding one mark per point.
 
 import assert from "node:assert/strict";
-import { formatTick, layout, niceTicks } from "../../../docs/plot/figure.ts";
-import type { Figure } from "../../../docs/plot/figure.ts";
-import type { CircleMark } from "../../../docs/plot/marks.ts";
-import { escapeXml, toSvg } from "../../../docs/plot/svg.ts";
+import { formatTick, layout, niceTicks } from "../../../core/plot/figure.ts";
+import type { Figure } from "../../../core/plot/figure.ts";
+import type { CircleMark } from "../../../core/plot/marks.ts";
+import { escapeXml, toSvg } from "../../../core/plot/svg.ts";
 
 Deno.test("niceTicks: round steps covering the range", () => {
   assert.deepEqual(niceTicks(-3, 3), [-3, -2, -1, 0, 1, 2, 3]);
