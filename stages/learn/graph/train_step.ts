@@ -8,7 +8,7 @@ import type { ActShape, Block, ParamSpec } from "../blocks/model.ts";
 import { paramSpecs, walk } from "../blocks/model.ts";
 import { emitBackward, emitTapedForward } from "./backward.ts";
 import type { Tape } from "./backward.ts";
-import { emitMse, emitNtXent } from "./losses.ts";
+import { emitMoco, emitMse, emitNtXent, emitSimSiam, emitSwav } from "./losses.ts";
 import { emitClip, emitUpdate, extraInputs, stateNames } from "./optimizers.ts";
 import type { Optimizer } from "./optimizers.ts";
 
@@ -22,11 +22,27 @@ export interface StepSpec {
    * batch + i; MSE takes batch inputs and a target of the model's output shape.
    */
   readonly batch: number;
-  readonly loss: { readonly kind: "ntxent"; readonly tau: number } | { readonly kind: "mse" };
+  readonly loss: LossSpec;
   readonly optimizer: Optimizer;
   /** Global gradient-norm clipping (0 = off). */
   readonly clip: number;
 }
+
+/**
+ * The loss at the model's output. Contrastive losses take 2 x batch rows; their extra inputs
+ * (computed outside the graph, so they get no gradient) are fed per step by name.
+ */
+export type LossSpec =
+  | { readonly kind: "ntxent"; readonly tau: number }
+  /** Regression: input "target" [rows, out]. */
+  | { readonly kind: "mse" }
+  /** MoCo v2: inputs "keys" [rows, out] (the key encoder's outputs) and "queue" [queue, out]. */
+  | { readonly kind: "moco"; readonly tau: number; readonly queue: number }
+  /** SimSiam: the output is the predictor's p; `target` is the index of the block whose output is
+   * the projector's z (the stop-gradient target). */
+  | { readonly kind: "simsiam"; readonly target: number }
+  /** SwAV: the output is the prototype scores; input "codes" [rows, prototypes] (Sinkhorn-Knopp). */
+  | { readonly kind: "swav"; readonly temperature: number };
 
 export interface StepGraph {
   readonly model: Uint8Array;
@@ -35,6 +51,8 @@ export interface StepGraph {
   readonly state: { name: string; shape: readonly number[] }[];
   /** Scalar inputs fed every step ("lr", and Adam's bias corrections). */
   readonly scalars: string[];
+  /** The loss's tensor inputs fed every step (target, keys, queue, codes) and their shapes. */
+  readonly inputs: { name: string; shape: readonly number[] }[];
 }
 
 export function trainStep(spec: StepSpec): StepGraph {
@@ -48,7 +66,6 @@ export function trainStep(spec: StepSpec): StepGraph {
   }
   const g = new GraphBuilder("train_step");
   g.input("x", "float", [rows, ...spec.input]);
-  if (spec.loss.kind === "mse") g.input("target", "float", [rows, out[0]]);
   for (const p of params) g.input(p.name, "float", p.shape);
   const trainable = params.filter((p) => p.trainable);
   const state = trainable.flatMap((p) =>
@@ -63,9 +80,41 @@ export function trainStep(spec: StepSpec): StepGraph {
     : ["x"];
   const tape: Tape = { batch: rows, training: true, entries: [], running: new Map() };
   const y = emitTapedForward(g, spec.blocks, nchw, shape, (name) => name, tape);
-  const { loss, dy } = spec.loss.kind === "ntxent"
-    ? (({ loss, dz }) => ({ loss, dy: dz }))(emitNtXent(g, y, rows, spec.loss.tau))
-    : emitMse(g, y, "target", rows * out[0]);
+  const dim = out[0];
+  const inputs: { name: string; shape: readonly number[] }[] = [];
+  const input = (name: string, shape: readonly number[]) => {
+    inputs.push({ name, shape });
+    return g.input(name, "float", shape);
+  };
+  let loss: string;
+  let dy: string;
+  switch (spec.loss.kind) {
+    case "ntxent":
+      ({ loss, dz: dy } = emitNtXent(g, y, rows, spec.loss.tau));
+      break;
+    case "mse":
+      ({ loss, dy } = emitMse(g, y, input("target", [rows, dim]), rows * dim));
+      break;
+    case "moco": {
+      const keys = input("keys", [rows, dim]);
+      const queue = input("queue", [spec.loss.queue, dim]);
+      ({ loss, dq: dy } = emitMoco(g, y, keys, queue, rows, spec.loss.queue, dim, spec.loss.tau));
+      break;
+    }
+    case "simsiam":
+      ({ loss, dp: dy } = emitSimSiam(g, y, tape.entries[spec.loss.target].y, rows, dim));
+      break;
+    case "swav":
+      ({ loss, dscores: dy } = emitSwav(
+        g,
+        y,
+        input("codes", [rows, dim]),
+        rows,
+        dim,
+        spec.loss.temperature,
+      ));
+      break;
+  }
   g.node("Identity", [loss], { outputs: ["loss"] });
   g.output("loss", "float", []);
   const grads = new Map<string, string>();
@@ -85,5 +134,5 @@ export function trainStep(spec: StepSpec): StepGraph {
     g.node("Identity", [value], { outputs: [`${name}:out`] });
     g.output(`${name}:out`, "float", params.find((p) => p.name === name)!.shape);
   }
-  return { model: g.build(), params, state, scalars };
+  return { model: g.build(), params, state, scalars, inputs };
 }

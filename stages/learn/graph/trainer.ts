@@ -88,18 +88,21 @@ export class Trainer {
 
   /**
    * One step on x (the graph's input shape, e.g. [2B, H, W, C] views); scalars: lr (and Adam's
-   * bias corrections); target for regression losses. Returns the loss.
+   * bias corrections); extra: the loss's tensor inputs by name (target, keys, queue, codes).
+   * Returns the loss.
    */
   async step(
     x: Float32Array,
     scalars: Record<string, number>,
-    target?: Float32Array,
+    extra: Record<string, Float32Array> = {},
   ): Promise<number> {
-    const rows = this.#inputShape[0];
     const feeds: Record<string, ort.Tensor> = {
       x: new ort.Tensor("float32", x, [...this.#inputShape]),
     };
-    if (target) feeds.target = new ort.Tensor("float32", target, [rows, target.length / rows]);
+    for (const { name, shape } of this.graph.inputs) {
+      if (!extra[name]) throw new Error(`trainer: loss input ${name} missing`);
+      feeds[name] = new ort.Tensor("float32", extra[name], [...shape]);
+    }
     const fetches: Record<string, ort.Tensor | null> = { loss: null };
     for (const [name, v] of this.#current) {
       const shape = [...this.#shapes.get(name)!];

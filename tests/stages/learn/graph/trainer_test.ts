@@ -153,7 +153,7 @@ Deno.test("linear regression reaches its known minimum (zero: the targets are ex
   const trainer = await Trainer.create(graph, 1, [rows, features]);
   let loss = Infinity;
   for (let t = 1; t <= 600; t++) {
-    loss = await trainer.step(x, { lr: 0.05, ...adamCorrections(t, 0.9, 0.999) }, target);
+    loss = await trainer.step(x, { lr: 0.05, ...adamCorrections(t, 0.9, 0.999) }, { target });
   }
   const learned = trainer.value("0.weight");
   await trainer.release();
