@@ -58,7 +58,7 @@ export interface StepGraph {
 export function trainStep(spec: StepSpec): StepGraph {
   const image = spec.input.length === 3;
   const shape: ActShape = image ? [spec.input[2], spec.input[0], spec.input[1]] : spec.input;
-  const rows = spec.loss.kind === "ntxent" ? 2 * spec.batch : spec.batch;
+  const rows = spec.loss.kind === "mse" ? spec.batch : 2 * spec.batch;
   const params = paramSpecs(spec.blocks, shape);
   const out = walk(spec.blocks, shape, () => {});
   if (out.length !== 1) {
@@ -117,6 +117,9 @@ export function trainStep(spec: StepSpec): StepGraph {
   }
   g.node("Identity", [loss], { outputs: ["loss"] });
   g.output("loss", "float", []);
+  // The model's output too, for collapse indicators (feature spread, code entropy).
+  g.node("Identity", [y], { outputs: ["y"] });
+  g.output("y", "float", [rows, dim]);
   const grads = new Map<string, string>();
   emitBackward(g, tape.entries, dy, rows, (name) => name, grads);
   let gradList = trainable.map((p) => grads.get(p.name)!);

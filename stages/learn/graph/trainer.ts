@@ -19,6 +19,8 @@ export class Trainer {
   readonly #inputShape: readonly number[];
   /** Steps taken, restored from checkpoints so a resumed run continues its schedule. */
   steps = 0;
+  /** The model's output of the last step ([rows, out]), for collapse indicators. */
+  output: Float32Array = new Float32Array(0);
 
   private constructor(
     graph: StepGraph,
@@ -103,7 +105,7 @@ export class Trainer {
       if (!extra[name]) throw new Error(`trainer: loss input ${name} missing`);
       feeds[name] = new ort.Tensor("float32", extra[name], [...shape]);
     }
-    const fetches: Record<string, ort.Tensor | null> = { loss: null };
+    const fetches: Record<string, ort.Tensor | null> = { loss: null, y: null };
     for (const [name, v] of this.#current) {
       const shape = [...this.#shapes.get(name)!];
       feeds[name] = new ort.Tensor("float32", v, shape);
@@ -116,6 +118,7 @@ export class Trainer {
     const out = await this.#session.run(feeds, fetches);
     [this.#current, this.#next] = [this.#next, this.#current];
     this.steps++;
+    this.output = out.y.data as Float32Array;
     return (out.loss.data as Float32Array)[0];
   }
 
