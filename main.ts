@@ -12,6 +12,9 @@ import {
 import { keyError, SiaError } from "./pipeline/errors.ts";
 import { GENERATORS } from "./pipeline/registry.ts";
 import { runPipeline } from "./pipeline/run.ts";
+import { describeTable3, resolveTable3Config, runTable3 } from "./pipeline/table3/run.ts";
+import type { Table3Config } from "./pipeline/table3/run.ts";
+import type { PipelineConfig } from "./pipeline/config.ts";
 import { describeSection, parseValue, suggestion } from "./pipeline/schema.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
@@ -44,7 +47,12 @@ Runs the whole graph a config file describes: load -> generate -> .npy shards + 
   -h, --help          this help
 
 Config keys (dotted path, meaning, type, default):
-${describeConfig().join("\n")}`,
+${describeConfig().join("\n")}
+
+A config with "experiment": "table3" runs the Table 3 comparison instead (configs/table3.quick.json):
+${describeTable3().join("\n")}
+  generators.<name>.*  one "generated:<name>" arm per generator, its params as under generate.params
+  noise.*              the noised arm's noise params (r, s, k, clip)`,
   },
   generate: {
     options: {
@@ -137,26 +145,57 @@ function asList(value: string | string[] | boolean | undefined): string[] {
   return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
 }
 
-async function pipelineConfig(flags: Record<string, unknown>) {
+type Resolved = { table3: Table3Config } | { pipeline: PipelineConfig };
+
+async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved> {
   if (typeof flags.config !== "string") {
     throw keyError("--config", "missing (pass --config configs/quick.json)");
   }
   const raw = await readConfigFile(flags.config);
-  const generate = (raw.generate ??= {}) as Record<string, unknown>;
-  if (typeof flags.generator === "string") {
-    // Another generator's params would not fit the new one's schema.
-    if (generate.generator !== flags.generator) delete generate.params;
-    generate.generator = flags.generator;
-  }
   if (typeof flags.out === "string") ((raw.out ??= {}) as Record<string, unknown>).dir = flags.out;
-  for (const assignment of asList(flags.set as string[])) applySet(raw, assignment);
   try {
-    return resolveConfig(raw);
+    if (raw.experiment === "table3") {
+      for (const assignment of asList(flags.set as string[])) setPath(raw, assignment);
+      return { table3: resolveTable3Config(raw) };
+    }
+    if (raw.experiment !== undefined) {
+      throw keyError(
+        "experiment",
+        `unknown experiment ${JSON.stringify(raw.experiment)} (valid: table3, or none)`,
+      );
+    }
+    const generate = (raw.generate ??= {}) as Record<string, unknown>;
+    if (typeof flags.generator === "string") {
+      // Another generator's params would not fit the new one's schema.
+      if (generate.generator !== flags.generator) delete generate.params;
+      generate.generator = flags.generator;
+    }
+    for (const assignment of asList(flags.set as string[])) applySet(raw, assignment);
+    return { pipeline: resolveConfig(raw) };
   } catch (e) {
     // Keys set by flags were checked as they were applied: what fails here is in the file.
-    if (e instanceof SiaError) throw new SiaError(`${flags.config}: ${e.message}`, e.exitCode);
+    if (e instanceof SiaError && !e.message.startsWith("--")) {
+      throw new SiaError(`${flags.config}: ${e.message}`, e.exitCode);
+    }
     throw e;
   }
+}
+
+/** key=value on a dotted path, the value parsed as JSON when it is JSON (Table 3 configs). */
+function setPath(raw: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf("=");
+  if (eq <= 0) throw keyError("--set", `expected key=value, got "${assignment}"`);
+  const parts = assignment.slice(0, eq).split(".");
+  const text = assignment.slice(eq + 1);
+  let value: unknown = text;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // A plain string.
+  }
+  let node = raw;
+  for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+  node[parts[parts.length - 1]] = value;
 }
 
 function generateConfig(flags: Record<string, unknown>) {
@@ -209,7 +248,17 @@ async function main(args: string[]): Promise<number> {
       console.log(COMMANDS[name].usage);
       return 0;
     }
-    const config = name === "pipeline" ? await pipelineConfig(flags) : generateConfig(flags);
+    const resolved = name === "pipeline"
+      ? await pipelineConfig(flags)
+      : { pipeline: generateConfig(flags) };
+    if ("table3" in resolved) {
+      await runTable3(resolved.table3, {
+        log: (line) => console.error(line),
+        print: (text) => console.log(text),
+      });
+      return 0;
+    }
+    const config = resolved.pipeline;
     let onSignal = () => {};
     const stop = new Promise<void>((resolve) => (onSignal = resolve));
     Deno.addSignalListener("SIGINT", onSignal);
