@@ -177,6 +177,44 @@ export async function onnxField(
     const exact = new Float64Array(kTotal);
     const index = new Int32Array(kTotal);
     for (let q = 0; q < b; q++) {
+      // The float32 logits alone can prove the weights spread: the best exact logit is at most
+      // the best float32 one plus the error margin, so if the points below each chunk's k-th
+      // candidate weigh more than DROPPED_MASS against it, the merged statistics are the answer
+      // and only each chunk's winner needs an exact distance (for nearest2).
+      const row = xNorm2[q] * inv2s;
+      let best32 = -Infinity;
+      let j0 = 0;
+      for (const { k } of chunks) {
+        best32 = Math.max(best32, topLogits[q * kTotal + j0] - row);
+        j0 += k;
+      }
+      let spread = 0;
+      j0 = 0;
+      for (const { rows, k } of chunks) {
+        if (rows > k) {
+          spread += (rows - k) * Math.exp(topLogits[q * kTotal + j0 + k - 1] - row - best32);
+        }
+        j0 += k;
+      }
+      if (spread > DROPPED_MASS) {
+        counts.merged++;
+        j0 = 0;
+        for (const { k } of chunks) {
+          const i = Number(topIndex[q * kTotal + j0]);
+          let dist = 0;
+          for (let v = 0; v < d; v++) {
+            const e = x[q * d + v] - beta * y[i * d + v];
+            dist += e * e;
+          }
+          if (dist < nearest2[q]) [nearest2[q], nearestIndex[q]] = [dist, i];
+          j0 += k;
+        }
+        // No certificate can come from spread weights: second2 = nearest2 says so to pruned.ts.
+        second2[q] = nearest2[q];
+        const inv = 1 / sum[q];
+        for (let v = 0; v < d; v++) m[q * d + v] = values[q * d + v] * inv;
+        continue;
+      }
       // Exact float64 logits of the candidates.
       let best = -Infinity;
       for (let j = 0; j < kTotal; j++) {
@@ -197,7 +235,7 @@ export async function onnxField(
       // Worst-case float32 error of a GEMM logit of length d: d * eps * (|scale x| |y| + |bias|).
       const margin = 2 * d * FLOAT32_EPS * (scale * Math.sqrt(xNorm2[q]) * maxNorm + maxBias) + 1;
       let dropped = 0;
-      let j0 = 0;
+      j0 = 0;
       for (const { rows, k } of chunks) {
         // Every point outside a chunk's candidates has a logit at most that chunk's k-th.
         const kth = topLogits[q * kTotal + j0 + k - 1] - xNorm2[q] * inv2s;
@@ -230,7 +268,39 @@ export async function onnxField(
     return { my: m, ma: null, nearest2, second2, nearestIndex };
   }
 
+  // At beta = 0 (t = 0) every point is equally far from x: the weights are the prior's and the
+  // denoiser is the weighted mean of the training set, exactly, with no GEMM.
+  let mean: Float64Array | null = null;
+  function priorMean(): Float64Array {
+    if (mean) return mean;
+    mean = new Float64Array(d);
+    const top = logWeights ? Math.max(...logWeights) : 0;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const w = logWeights ? Math.exp(logWeights[i] - top) : 1;
+      total += w;
+      for (let j = 0; j < d; j++) mean[j] += w * y[i * d + j];
+    }
+    for (let j = 0; j < d; j++) mean[j] /= total;
+    return mean;
+  }
+
   async function evaluate(c: Coefficients, x: Float64Array, b: number): Promise<FieldValue> {
+    if (c.beta === 0) {
+      const m = new Float64Array(b * d);
+      const nearest2 = new Float64Array(b);
+      for (let q = 0; q < b; q++) {
+        m.set(priorMean(), q * d);
+        for (let j = 0; j < d; j++) nearest2[q] += x[q * d + j] ** 2;
+      }
+      return {
+        my: m,
+        ma: null,
+        nearest2,
+        second2: nearest2.slice(),
+        nearestIndex: new Int32Array(b),
+      };
+    }
     if (b === BLOCK) return evaluateBlock(c, x, b);
     const my = new Float64Array(b * d);
     const nearest2 = new Float64Array(b);
