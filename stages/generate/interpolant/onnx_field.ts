@@ -27,7 +27,7 @@ export interface OnnxFieldOptions {
 const DROPPED_MASS = 1e-12;
 const FLOAT32_EPS = 2 ** -24;
 /** Query rows per onnxruntime call (see evaluateBlock). */
-const BLOCK = 32;
+const BLOCK = 64;
 /**
  * Logit rows are padded to a multiple of 16 floats: vectorised reductions then see every row at
  * the same alignment, so a query's result does not depend on its position in the block.
