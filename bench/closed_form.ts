@@ -179,7 +179,9 @@ export async function benchClosedForm(_flags: string[]): Promise<void> {
     const rng = new Rng(0, "bench-closed-form");
     const x0 = Float64Array.from({ length: c.b * D }, () => rng.normal());
     const points = { y, n: c.n, d: D };
-    const full = await onnxField(points);
+    // One onnxruntime call per query block of the batch's own size: the configuration a user would
+    // pick for a large unconditional batch (closed-form's "block" option).
+    const full = await onnxField(points, { block: c.b });
     const pruned = prunedField(full, points);
     await sampleOnce(full, x0.subarray(0, 8 * D), 8, 2); // warm-up
     let exactOut: Float64Array = new Float64Array(0);

@@ -113,6 +113,13 @@ const params = {
     default: 4096,
     doc: "training points per chunk of the online softmax",
   },
+  block: {
+    type: "int",
+    min: 1,
+    default: 64,
+    doc:
+      "onnx engine: query rows per onnxruntime call (same bytes for any batching; 256 suits large unconditional batches)",
+  },
   prune: {
     type: "boolean",
     default: true,
@@ -201,7 +208,7 @@ export const closedForm = defineGenerator({
         field = basePoints
           ? Promise.resolve(bothEndsField(basePoints, points))
           : engine === "onnx"
-          ? onnxField(points, { chunk: p.chunk }).then((
+          ? onnxField(points, { chunk: p.chunk, block: p.block }).then((
             f,
           ) => (p.prune ? prunedField(f, points) : f))
           : Promise.resolve(exactField(points, p.chunk));

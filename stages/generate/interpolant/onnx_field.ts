@@ -21,13 +21,19 @@ export interface OnnxFieldOptions {
   /** Candidates per chunk whose logits are recomputed exactly. */
   readonly topK?: number;
   readonly threads?: number;
+  /**
+   * Query rows per onnxruntime call (default 64). Every call has exactly this many (zero padded),
+   * so results do not depend on batching; larger suits large unconditional batches, smaller
+   * suits class-conditional groups, which are each padded to a block.
+   */
+  readonly block?: number;
 }
 
 /** Relative weight below which the points outside the candidate set are dropped. */
 const DROPPED_MASS = 1e-12;
 const FLOAT32_EPS = 2 ** -24;
-/** Query rows per onnxruntime call (see evaluateBlock). */
-const BLOCK = 64;
+/** Query rows per onnxruntime call unless options.block says otherwise (see evaluateBlock). */
+const DEFAULT_BLOCK = 64;
 /**
  * Logit rows are padded to a multiple of 16 floats: vectorised reductions then see every row at
  * the same alignment, so a query's result does not depend on its position in the block.
@@ -111,6 +117,7 @@ export async function onnxField(
   options: OnnxFieldOptions = {},
 ): Promise<OnnxField> {
   const { y, n, d, logWeights } = points;
+  const BLOCK = options.block ?? DEFAULT_BLOCK;
   const chunkSize = Math.min(options.chunk ?? 4096, n);
   const topK = options.topK ?? 4;
   const norms = new Float64Array(n);
