@@ -116,3 +116,18 @@ export async function forwardSession(options: LearnerOptions, head: readonly Blo
     release: () => session.release(),
   };
 }
+
+/** A learner whose step is the compiled step alone (SimCLR, SimSiam). */
+export function plainLearner(name: string, options: LearnerOptions, trainer: Trainer): Learner {
+  return {
+    name,
+    options,
+    trainer,
+    async step(views, lr) {
+      const loss = await trainer.step(views, { lr });
+      return { loss, featureStd: featureStd(trainer.output, 2 * options.batch) };
+    },
+    encoderParams: () => encoderCopy(options, trainer),
+    release: () => trainer.release(),
+  };
+}

@@ -1,7 +1,7 @@
 // SimCLR: a projection head on the encoder, NT-Xent over the 2B views (tau 0.5, the CIFAR value).
 
 import type { Learner, LearnerOptions } from "./learner.ts";
-import { encoderCopy, featureStd, methodTrainer } from "./learner.ts";
+import { methodTrainer, plainLearner } from "./learner.ts";
 import { projectionHead } from "./blocks/model.ts";
 
 export async function simclr(options: LearnerOptions, tau = 0.5): Promise<Learner> {
@@ -12,15 +12,5 @@ export async function simclr(options: LearnerOptions, tau = 0.5): Promise<Learne
     kind: "ntxent",
     tau,
   });
-  return {
-    name: "simclr",
-    options,
-    trainer,
-    async step(views, lr) {
-      const loss = await trainer.step(views, { lr });
-      return { loss, featureStd: featureStd(trainer.output, 2 * options.batch) };
-    },
-    encoderParams: () => encoderCopy(options, trainer),
-    release: () => trainer.release(),
-  };
+  return plainLearner("simclr", options, trainer);
 }

@@ -5,7 +5,7 @@
 import type { Block } from "./blocks/model.ts";
 import { predictionHead } from "./blocks/model.ts";
 import type { Learner, LearnerOptions } from "./learner.ts";
-import { encoderCopy, featureStd, methodTrainer } from "./learner.ts";
+import { methodTrainer, plainLearner } from "./learner.ts";
 
 export async function simsiam(options: LearnerOptions): Promise<Learner> {
   const projector: Block[] = [
@@ -23,15 +23,5 @@ export async function simsiam(options: LearnerOptions): Promise<Learner> {
     kind: "simsiam",
     target,
   });
-  return {
-    name: "simsiam",
-    options,
-    trainer,
-    async step(views, lr) {
-      const loss = await trainer.step(views, { lr });
-      return { loss, featureStd: featureStd(trainer.output, 2 * options.batch) };
-    },
-    encoderParams: () => encoderCopy(options, trainer),
-    release: () => trainer.release(),
-  };
+  return plainLearner("simsiam", options, trainer);
 }
