@@ -222,10 +222,21 @@ export async function onnxField(
         for (let v = 0; v < d; v++) m[q * d + v] = values[q * d + v] * inv;
         continue;
       }
-      // Exact float64 logits of the candidates.
+      // Worst-case float32 error of a GEMM logit of length d: d * eps * (|scale x| |y| + |bias|).
+      const margin = 2 * d * FLOAT32_EPS * (scale * Math.sqrt(xNorm2[q]) * maxNorm + maxBias) + 1;
+      // Exact float64 logits of the candidates that can matter: one whose float32 logit is more
+      // than 2 margins + 40 nats below the best float32 logit weighs under e^-40 of the winner
+      // whatever the rounding, so it is left out (and bounds second2 by its float32 logit).
+      const skipBelow = best32 - 2 * margin - 40;
       let best = -Infinity;
       for (let j = 0; j < kTotal; j++) {
         const i = index[j] = Number(topIndex[q * kTotal + j]);
+        const logit32 = topLogits[q * kTotal + j] - row;
+        if (logit32 < skipBelow) {
+          exact[j] = -Infinity;
+          if (!logWeights) second2[q] = Math.min(second2[q], -2 * sigma2 * (logit32 + margin));
+          continue;
+        }
         let dist = 0;
         for (let v = 0; v < d; v++) {
           const e = x[q * d + v] - beta * y[i * d + v];
@@ -239,8 +250,6 @@ export async function onnxField(
         exact[j] = (logWeights ? logWeights[i] : 0) - dist * inv2s;
         best = Math.max(best, exact[j]);
       }
-      // Worst-case float32 error of a GEMM logit of length d: d * eps * (|scale x| |y| + |bias|).
-      const margin = 2 * d * FLOAT32_EPS * (scale * Math.sqrt(xNorm2[q]) * maxNorm + maxBias) + 1;
       let dropped = 0;
       j0 = 0;
       for (const { rows, k } of chunks) {
