@@ -248,14 +248,14 @@ difference between pruned and exact outputs from the same noise, on the data's [
 |---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 
-**What stands between the exact path and 1.0x at N = 10,000.** The GEMMs are not it: GEMM 2048^3
+**Where the exact path's time goes at N = 10,000.** The GEMMs run at the machine's ceiling: GEMM 2048^3
 on 2 threads, same run: onnxruntime ${gemmOrt.toFixed(0)} GFLOP/s, torch
 (\`matmul_peak.py --backend torch --threads 2\`) ${
       gemmTorch.toFixed(0)
     } GFLOP/s. The rest of the field is:
 the softmax passes and top-k over the B x N logits inside the graph, and the float64 refinement of
-the winners (exact distances for each chunk's top 4 once the weights concentrate) in JavaScript,
-where PyTorch runs one fused softmax. At N = 60,000 the peer's softmax over a 128 x 60,000 matrix
+the winners in JavaScript (exact distances, only for candidates within the float32 error margin of
+the best), where PyTorch runs one fused softmax; together they cost about what PyTorch's softmax does. At N = 60,000 the peer's softmax over a 128 x 60,000 matrix
 costs it more and sia is ahead. Tried and dropped: the
 GEMMs through OpenBLAS by Deno's FFI (300 GFLOP/s alone) with the softmax between them in an
 onnxruntime graph or in WebAssembly SIMD: with two thread pools sharing two cores the whole field
