@@ -168,33 +168,14 @@ export function outputShape(block: Block, shape: ActShape): ActShape {
 export function paramSpecs(blocks: readonly Block[], input: ActShape): ParamSpec[] {
   const specs: ParamSpec[] = [];
   walk(blocks, input, (block, name, shape) => {
-    if (block.kind === "conv") {
-      const fanIn = shape[0] * block.kernel * block.kernel;
-      specs.push({
-        name: `${name}.weight`,
-        shape: [block.out, shape[0], block.kernel, block.kernel],
-        init: "weight",
-        fanIn,
-        trainable: true,
-      });
-      if (block.bias) {
-        specs.push({
-          name: `${name}.bias`,
-          shape: [block.out],
-          init: "bias",
-          fanIn,
-          trainable: true,
-        });
-      }
-    } else if (block.kind === "dense") {
-      const fanIn = shape[0];
-      specs.push({
-        name: `${name}.weight`,
-        shape: [shape[0], block.out],
-        init: "weight",
-        fanIn,
-        trainable: true,
-      });
+    if (block.kind === "conv" || block.kind === "dense") {
+      // Conv weights are [out, in, kh, kw] (ONNX), dense weights [in, out] (x W).
+      const conv = block.kind === "conv";
+      const fanIn = conv ? shape[0] * block.kernel * block.kernel : shape[0];
+      const weight = conv
+        ? [block.out, shape[0], block.kernel, block.kernel]
+        : [shape[0], block.out];
+      specs.push({ name: `${name}.weight`, shape: weight, init: "weight", fanIn, trainable: true });
       if (block.bias) {
         specs.push({
           name: `${name}.bias`,
