@@ -3,6 +3,7 @@
 // nothing), numpy through python3, and .npy / IDX fixture bytes built by hand.
 
 import assert from "node:assert/strict";
+export { bytesOf, HAS_NUMPY, npyBytes, python, withTempDir } from "./_shared.ts";
 
 /** The repository root (this file lives in tests/). */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -39,15 +40,6 @@ export function spawnCli(args: readonly string[]): Deno.ChildProcess {
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
-}
-
-export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sia-cli-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 export async function exists(path: string): Promise<boolean> {
@@ -118,57 +110,8 @@ export function assertOneLineError(
 // ---------------------------------------------------------------------------------------------
 // numpy
 
-export const HAS_NUMPY = await (async () => {
-  try {
-    const out = await new Deno.Command("python3", {
-      args: ["-c", "import numpy"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-})();
-
-/** Runs a python3 script (arguments in sys.argv[1:]) and returns its stdout. */
-export async function python(script: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("python3", {
-    args: ["-c", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, `python3 failed:\n${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Fixture bytes
-
-/** A version 1.0 .npy file with any descr, shape and raw data; `header` replaces the dict. */
-export function npyBytes(
-  descr: string,
-  shape: readonly number[],
-  data: Uint8Array,
-  options: { fortran?: boolean; header?: string } = {},
-): Uint8Array {
-  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
-  let header = options.header ??
-    `{'descr': '${descr}', 'fortran_order': ${
-      options.fortran ? "True" : "False"
-    }, 'shape': (${dims}), }`;
-  header += " ".repeat((64 - ((10 + header.length + 1) % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + data.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  out.set(data, 10 + header.length);
-  return out;
-}
-
-export function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
 
 /** An IDX file of unsigned bytes: magic (0, 0, 0x08, rank), big-endian dims, then `data`. */
 export function idxBytes(dims: readonly number[], data: Uint8Array): Uint8Array {

@@ -20,6 +20,7 @@ import {
   withTempDir,
 } from "./_cli.ts";
 import type { CliResult } from "./_cli.ts";
+import { listNames } from "./_shared.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -46,12 +47,6 @@ function generateArgs(out: string, count: number, seed: number, ...extra: string
 
 function assertOk(result: CliResult): void {
   assert.equal(result.code, 0, `exit ${result.code}\nstderr: ${result.stderr}`);
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-  return names.sort();
 }
 
 async function readNpy(path: string) {
@@ -84,7 +79,11 @@ Deno.test("generate writes images-00000.npy float32 [300,28,28,1], labels int32 
     const result = await runCli(generateArgs(out, 300, 0));
     assertOk(result);
     assert.match(result.stderr, /wrote 300 images to /);
-    assert.deepEqual(await listDir(out), ["images-00000.npy", "labels-00000.npy", "manifest.json"]);
+    assert.deepEqual(await listNames(out), [
+      "images-00000.npy",
+      "labels-00000.npy",
+      "manifest.json",
+    ]);
 
     const images = await readNpy(`${out}/images-00000.npy`);
     assert.equal(images.descr, "<f4");
@@ -148,7 +147,7 @@ Deno.test("generate --set out.shardSize=128 cuts the same stream into shards of 
     assertOk(whole);
     assertOk(sharded);
     const dir = `${tmp}/sharded`;
-    assert.deepEqual(await listDir(dir), [
+    assert.deepEqual(await listNames(dir), [
       "images-00000.npy",
       "images-00001.npy",
       "images-00002.npy",
@@ -275,7 +274,7 @@ Deno.test({
 
 async function shardBytes(dir: string): Promise<Record<string, Uint8Array>> {
   const out: Record<string, Uint8Array> = {};
-  for (const name of await listDir(dir)) {
+  for (const name of await listNames(dir)) {
     if (name.endsWith(".npy")) out[name] = await Deno.readFile(`${dir}/${name}`);
   }
   return out;
@@ -616,7 +615,7 @@ Deno.test("pipeline --config configs/quick.json with --out and --set: shards, su
     ]);
     assertOk(result);
     assert.match(result.stdout, /# sia run summary/);
-    assert.deepEqual(await listDir(out), [
+    assert.deepEqual(await listNames(out), [
       "images-00000.npy",
       "labels-00000.npy",
       "manifest.json",

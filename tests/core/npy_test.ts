@@ -4,38 +4,10 @@
 import assert from "node:assert/strict";
 import { decodeNpy, encodeNpy, NpyError, npyValues } from "../../core/npy.ts";
 import type { NpyArray } from "../../core/npy.ts";
+import { bytesOf, HAS_NUMPY, python, withTempDir } from "../_shared.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-const HAS_NUMPY = await (async () => {
-  try {
-    const out = await new Deno.Command("python3", {
-      args: ["-c", "import numpy"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-})();
-
-async function python(script: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("python3", { args: ["-c", script, ...args] }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.ok(out.success, `python3 failed:\n${stderr}`);
-  return new TextDecoder().decode(out.stdout);
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sia-npy-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -66,10 +38,6 @@ function intValues(n: number): Int32Array {
     out[3] = 0;
   }
   return out;
-}
-
-function bytesOf(values: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
 }
 
 /** Builds a .npy file by hand, for headers encodeNpy would never write. */

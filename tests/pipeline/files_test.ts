@@ -10,21 +10,7 @@ import {
   checkWritableDir,
   prepareOutDir,
 } from "../../pipeline/files.ts";
-
-async function withTempDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sia-files-" });
-  try {
-    await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const entry of Deno.readDir(dir)) out.push(entry.name);
-  return out.sort();
-}
+import { listNames, withTempDir } from "../_shared.ts";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -53,7 +39,7 @@ Deno.test("atomicWrite leaves only the final file, with exact bytes", async () =
   await withTempDir(async (dir) => {
     const bytes = Uint8Array.from({ length: 70_001 }, (_, i) => (i * 131 + (i >> 7)) & 255);
     await atomicWrite(`${dir}/data.bin`, bytes);
-    assert.deepEqual(await names(dir), ["data.bin"]);
+    assert.deepEqual(await listNames(dir), ["data.bin"]);
     assert.deepEqual(await Deno.readFile(`${dir}/data.bin`), bytes);
   });
 });
@@ -65,7 +51,7 @@ Deno.test("atomicWrite replaces an existing file whole", async () => {
     const second = Uint8Array.of(1, 2, 3);
     await atomicWrite(path, second);
     assert.deepEqual(await Deno.readFile(path), second);
-    assert.deepEqual(await names(dir), ["out.npy"]);
+    assert.deepEqual(await listNames(dir), ["out.npy"]);
   });
 });
 
@@ -73,7 +59,7 @@ Deno.test("atomicWrite of many files at once leaves no temporary files", async (
   await withTempDir(async (dir) => {
     const files = Array.from({ length: 20 }, (_, i) => `f${String(i).padStart(2, "0")}.bin`);
     await Promise.all(files.map((f, i) => atomicWrite(`${dir}/${f}`, new Uint8Array(i + 1))));
-    assert.deepEqual(await names(dir), files);
+    assert.deepEqual(await listNames(dir), files);
     for (const [i, f] of files.entries()) {
       assert.equal((await Deno.readFile(`${dir}/${f}`)).length, i + 1);
     }
@@ -86,7 +72,7 @@ Deno.test("atomicWriteText writes UTF-8", async () => {
     await atomicWriteText(`${dir}/summary.md`, text);
     assert.equal(await Deno.readTextFile(`${dir}/summary.md`), text);
     assert.deepEqual(await Deno.readFile(`${dir}/summary.md`), new TextEncoder().encode(text));
-    assert.deepEqual(await names(dir), ["summary.md"]);
+    assert.deepEqual(await listNames(dir), ["summary.md"]);
   });
 });
 
@@ -95,7 +81,7 @@ Deno.test("atomicWrite under a regular file throws a SiaError naming the path", 
     await Deno.writeTextFile(`${dir}/plain`, "x");
     const path = `${dir}/plain/shard.npy`;
     await rejectsNaming(atomicWrite(path, Uint8Array.of(1)), path, "could not write");
-    assert.deepEqual(await names(dir), ["plain"]);
+    assert.deepEqual(await listNames(dir), ["plain"]);
     assert.equal(await Deno.readTextFile(`${dir}/plain`), "x");
   });
 });
@@ -104,7 +90,7 @@ Deno.test("atomicWrite into a missing directory throws and leaves nothing", asyn
   await withTempDir(async (dir) => {
     const path = `${dir}/missing/shard.npy`;
     await rejectsNaming(atomicWrite(path, Uint8Array.of(1)), path, "no such file");
-    assert.deepEqual(await names(dir), []);
+    assert.deepEqual(await listNames(dir), []);
   });
 });
 
@@ -114,7 +100,7 @@ Deno.test("atomicWrite onto an existing directory throws and leaves no temporary
     await Deno.writeTextFile(`${dir}/taken/inner`, "keep");
     const path = `${dir}/taken`;
     await rejectsNaming(atomicWrite(path, Uint8Array.of(1, 2)), path, "could not write");
-    assert.deepEqual(await names(dir), ["taken"]);
+    assert.deepEqual(await listNames(dir), ["taken"]);
     assert.equal(await Deno.readTextFile(`${dir}/taken/inner`), "keep");
   });
 });
@@ -127,7 +113,7 @@ Deno.test("checkWritableDir accepts an existing directory and leaves it as it wa
     await Deno.writeTextFile(`${dir}/a`, "1");
     await checkWritableDir(dir);
     await checkWritableDir(`${dir}/`);
-    assert.deepEqual(await names(dir), ["a"]);
+    assert.deepEqual(await listNames(dir), ["a"]);
   });
 });
 
@@ -136,7 +122,7 @@ Deno.test("checkWritableDir accepts a not-yet-existing nested dir without creati
     const target = `${dir}/runs/x/y/z`;
     await checkWritableDir(target);
     assert.equal(await exists(`${dir}/runs`), false);
-    assert.deepEqual(await names(dir), [], "no probe file or directory left behind");
+    assert.deepEqual(await listNames(dir), [], "no probe file or directory left behind");
   });
 });
 
@@ -146,7 +132,7 @@ Deno.test("checkWritableDir rejects a path under a regular file, naming the path
     for (const target of [`${dir}/file/out`, `${dir}/file/out/deeper`, `${dir}/file`]) {
       await rejectsNaming(checkWritableDir(target), target, "output directory");
     }
-    assert.deepEqual(await names(dir), ["file"]);
+    assert.deepEqual(await listNames(dir), ["file"]);
   });
 });
 
@@ -176,7 +162,7 @@ Deno.test("prepareOutDir creates a nested directory", async () => {
     const target = `${dir}/a/b/c`;
     await prepareOutDir(target, () => true);
     assert.ok((await Deno.stat(target)).isDirectory);
-    assert.deepEqual(await names(target), []);
+    assert.deepEqual(await listNames(target), []);
   });
 });
 
@@ -194,7 +180,7 @@ Deno.test("prepareOutDir removes only the files the predicate selects", async ()
       asked.push(name);
       return stale.test(name);
     });
-    assert.deepEqual(await names(dir), ["images-00001.npy", "notes.txt", "x.npy"]);
+    assert.deepEqual(await listNames(dir), ["images-00001.npy", "notes.txt", "x.npy"]);
     assert.equal(await Deno.readTextFile(`${dir}/notes.txt`), "notes.txt");
     assert.equal(await Deno.readTextFile(`${dir}/images-00001.npy/inner`), "keep");
     assert.ok(!asked.includes("images-00001.npy"), "directories are not offered to the predicate");

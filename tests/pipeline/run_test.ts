@@ -7,15 +7,10 @@ import { decodeNpy } from "../../core/npy.ts";
 import { resolveConfig } from "../../pipeline/config.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 import { bytesOf, exists, npyBytes, runCli, spawnCli, unitPixels, withTempDir } from "../_cli.ts";
+import { listNames } from "../_shared.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-  return names.sort();
-}
 
 // ---------------------------------------------------------------------------------------------
 // Backpressure: bounded memory over a million images
@@ -90,7 +85,7 @@ Deno.test("SIGINT mid-run: exit 130, manifest says interrupted, only complete sh
     assert.equal(result.code, 130, `exit ${result.code}\n${stderr}`);
     assert.match(stderr, /interrupted/);
 
-    const names = await listDir(out);
+    const names = await listNames(out);
     assert.deepEqual(names.filter((n) => n.endsWith(".tmp")), [], "no temporary files remain");
     assert.ok(names.includes("manifest.json"), `manifest.json written: ${names}`);
     const manifest: Json = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
@@ -225,7 +220,7 @@ Deno.test("runPipeline stopped mid-run: result.count and manifest counts equal t
       progress: { tty: false, logEvery: 1e9 },
     });
     assert.equal(result.interrupted, true);
-    const names = await listDir(out);
+    const names = await listNames(out);
     assert.deepEqual(names.filter((n) => n.endsWith(".tmp")), [], "no temporary files remain");
     const manifest: Json = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
     assert.equal(manifest.interrupted, true);

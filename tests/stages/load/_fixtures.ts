@@ -2,6 +2,7 @@
 // arrays, gzip, temp dirs, and an assertion for one-line file errors.
 
 import assert from "node:assert/strict";
+export { bytesOf, npyBytes, withTempDir } from "../../_shared.ts";
 import { SiaError } from "../../../pipeline/errors.ts";
 
 /** An IDX file of unsigned bytes: magic (0, 0, 0x08, rank), big-endian dims, then the data. */
@@ -50,40 +51,6 @@ export function cifarBytes(labels: readonly number[], salt = 0): Uint8Array {
     }
   });
   return out;
-}
-
-/** A .npy file with any descr, shape and raw data, optionally Fortran order or a bad header. */
-export function npyBytes(
-  descr: string,
-  shape: readonly number[],
-  data: Uint8Array,
-  options: { fortran?: boolean; header?: string } = {},
-): Uint8Array {
-  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
-  let header = options.header ??
-    `{'descr': '${descr}', 'fortran_order': ${
-      options.fortran ? "True" : "False"
-    }, 'shape': (${dims}), }`;
-  header += " ".repeat((64 - ((10 + header.length + 1) % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + data.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  out.set(data, 10 + header.length);
-  return out;
-}
-
-export function bytesOf(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sia-load-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /**

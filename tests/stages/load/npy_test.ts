@@ -13,6 +13,7 @@ import {
   unit,
   withTempDir,
 } from "./_fixtures.ts";
+import { HAS_NUMPY } from "../../_shared.ts";
 
 const N = 4;
 const H = 3;
@@ -29,19 +30,6 @@ function floatPixels(n: number): Float32Array {
 function int64Bytes(values: number[]): Uint8Array {
   return bytesOf(BigInt64Array.from(values, (v) => BigInt(v)));
 }
-
-const HAS_NUMPY = await (async () => {
-  try {
-    const out = await new Deno.Command("python3", {
-      args: ["-c", "import numpy"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-})();
 
 // ---------------------------------------------------------------------------------------------
 // Good files

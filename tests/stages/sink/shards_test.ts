@@ -7,6 +7,7 @@ import { decodeNpy, npyValues } from "../../../core/npy.ts";
 import { makeBatch } from "../../../pipeline/batch.ts";
 import type { Batch, Shape } from "../../../pipeline/batch.ts";
 import { npyShardSink, SHARD_PATTERN, shardName } from "../../../stages/sink/shards.ts";
+import { listNames, withTempDir } from "../../_shared.ts";
 
 const H = 2;
 const W = 3;
@@ -40,21 +41,6 @@ function batches(total: number, batchSize: number): Batch[] {
   return out;
 }
 
-async function withTempDir(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sia-shards-" });
-  try {
-    await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const entry of Deno.readDir(dir)) out.push(entry.name);
-  return out.sort();
-}
-
 /** Feeds the batches through the sink's operator, then finishes it. */
 async function run(dir: string, shardSize: number, input: Batch[]) {
   const sink = npyShardSink(dir, shardSize);
@@ -81,7 +67,7 @@ Deno.test("shardSize 10, 25 images in batches of 7: shards of 10, 10, 5 with exa
       ],
       images: 25,
     });
-    assert.deepEqual(await names(dir), [
+    assert.deepEqual(await listNames(dir), [
       "images-00000.npy",
       "images-00001.npy",
       "images-00002.npy",
@@ -121,7 +107,9 @@ Deno.test("shard contents do not depend on how the stream is batched", async () 
     await withTempDir(async (dir) => {
       await run(dir, 10, batches(25, batchSize));
       const files = new Map<string, Uint8Array>();
-      for (const name of await names(dir)) files.set(name, await Deno.readFile(`${dir}/${name}`));
+      for (const name of await listNames(dir)) {
+        files.set(name, await Deno.readFile(`${dir}/${name}`));
+      }
       contents.push(files);
     });
   }
@@ -133,15 +121,15 @@ Deno.test("an exact multiple of shardSize writes full shards and no empty one", 
     const { report } = await run(dir, 5, batches(20, 3));
     assert.equal((report.files as unknown[]).length, 4);
     assert.equal(report.images, 20);
-    assert.equal((await names(dir)).length, 8);
-    assert.ok((await names(dir)).every((n) => SHARD_PATTERN.test(n)));
+    assert.equal((await listNames(dir)).length, 8);
+    assert.ok((await listNames(dir)).every((n) => SHARD_PATTERN.test(n)));
   });
 });
 
 Deno.test("no temporary files remain, and every file matches SHARD_PATTERN", async () => {
   await withTempDir(async (dir) => {
     await run(dir, 3, batches(17, 4));
-    const all = await names(dir);
+    const all = await listNames(dir);
     assert.equal(all.length, 12);
     for (const name of all) {
       assert.match(name, SHARD_PATTERN);
@@ -155,7 +143,7 @@ Deno.test("finish() on an empty stream writes nothing", async () => {
     const { passed, report } = await run(dir, 10, []);
     assert.deepEqual(passed, []);
     assert.deepEqual(report, { files: [], images: 0 });
-    assert.deepEqual(await names(dir), []);
+    assert.deepEqual(await listNames(dir), []);
   });
 });
 
@@ -176,7 +164,7 @@ Deno.test("a batch with a different image size is an error", async () => {
     // What came before the bad batch is still written by finish().
     const report = await sink.finish(true);
     assert.equal(report.images, 3);
-    assert.deepEqual(await names(dir), ["images-00000.npy", "labels-00000.npy"]);
+    assert.deepEqual(await listNames(dir), ["images-00000.npy", "labels-00000.npy"]);
   });
 });
 
