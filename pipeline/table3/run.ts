@@ -6,8 +6,7 @@
 // plus a random-init row per seed (the floor every arm must beat). Each cell is saved when it
 // finishes, so a long run is useful before it ends and an interrupted one resumes where it was.
 
-import { lastValueFrom, of, toArray } from "rxjs";
-import { from } from "rxjs";
+import { filter, from, lastValueFrom, tap, toArray } from "rxjs";
 import { augmentViews } from "../../stages/augment/contrastive.ts";
 import { PRESET_NAMES, PRESETS } from "../../stages/augment/recipes.ts";
 import type { PresetName } from "../../stages/augment/recipes.ts";
@@ -16,9 +15,9 @@ import { paramSpecs, resnet18Cifar, smallCnn } from "../../stages/learn/blocks/m
 import { cosineWithWarmup } from "../../stages/learn/graph/schedules.ts";
 import type { Learner, LearnerOptions } from "../../stages/learn/learner.ts";
 import { moco } from "../../stages/learn/moco.ts";
-import { extractFeatures } from "../../stages/learn/probe/features.ts";
-import { knnAccuracy } from "../../stages/learn/probe/knn.ts";
-import { linearProbeAccuracy } from "../../stages/learn/probe/linear.ts";
+import { learnStage } from "../../stages/learn/stage.ts";
+import { probeEncoder, probeSink } from "../../stages/sink/probe.ts";
+import type { ProbeEvent, ProbeSinkOptions } from "../../stages/sink/probe.ts";
 import { simclr } from "../../stages/learn/simclr.ts";
 import { simsiam } from "../../stages/learn/simsiam.ts";
 import { swav } from "../../stages/learn/swav.ts";
@@ -30,6 +29,7 @@ import { imageSize, makeBatch } from "../batch.ts";
 import { DATA_SECTION, generatorStage } from "../config.ts";
 import { keyError, SiaError } from "../errors.ts";
 import { checkWritableDir } from "../files.ts";
+import { Credits, paced } from "../flow.ts";
 import { describeSection, resolveSection, suggestion } from "../schema.ts";
 import type { Resolved, Section } from "../schema.ts";
 import { drawBatch } from "./mix.ts";
@@ -234,23 +234,7 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
   ];
   const cells: Cell[] = [];
 
-  async function probe(
-    params: Map<string, Float32Array>,
-  ): Promise<{ linear: number; knn: number }> {
-    const a = await extractFeatures(encoder, input, params, probeTrain);
-    const b = await extractFeatures(encoder, input, params, probeTest);
-    const dimF = a.length / probeTrain.shape[0];
-    const classes = 1 + Math.max(...probeTrain.labels, ...probeTest.labels);
-    const knn = await knnAccuracy(a, probeTrain.labels, b, probeTest.labels, dimF, {
-      k: 200,
-      temperature: 0.1,
-    });
-    const linear = linearProbeAccuracy(a, probeTrain.labels, b, probeTest.labels, dimF, {
-      classes,
-      seed: 0,
-    });
-    return { linear: linear.accuracy, knn: knn.accuracy };
-  }
+  const probes: ProbeSinkOptions = { encoder, input, train: probeTrain, test: probeTest };
 
   async function cell(
     learner: string,
@@ -285,9 +269,11 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
       const t0 = performance.now();
       const [h, w, c] = input;
       const params = initParams(paramSpecs(encoder, [c, h, w]), seed);
+      const { linear, knn, testImages } = await probeEncoder(params, probes);
       return {
-        ...(await probe(params)),
-        testImages: probeTest.shape[0],
+        linear,
+        knn,
+        testImages,
         steps: 0,
         finalLoss: NaN,
         seconds: (performance.now() - t0) / 1000,
@@ -326,33 +312,43 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
             seed,
             dim: t.dim,
           }, t);
+          // The cell as a pipeline: paced batches -> views -> learner -> probe sink; a batch
+          // leaves the source only when an earlier one has finished its step (window 2).
+          const credits = new Credits(2);
+          function* batches() {
+            for (let step = 0; step < t.steps; step++) yield drawBatch(mix, t.batch, seed, step);
+          }
+          const lr = (step: number) =>
+            cosineWithWarmup(step, { base: t.lr, warmup: t.warmup, total: t.steps });
           let loss = NaN;
           try {
-            for (let step = 0; step < t.steps; step++) {
-              const views = await lastValueFrom(
-                of(drawBatch(mix, t.batch, seed, step)).pipe(augment),
-              );
-              const lr = cosineWithWarmup(step, { base: t.lr, warmup: t.warmup, total: t.steps });
-              const report = await model.step(views.images, lr);
-              loss = report.loss;
-              if (!Number.isFinite(loss)) {
-                throw new SiaError(`${learner} / ${arm}: the loss diverged at step ${step}`);
-              }
-              if (step % 50 === 0 || step === t.steps - 1) {
-                options.log(
-                  `[sia]   ${learner} / ${arm} step ${step + 1}/${t.steps}: loss ${
-                    loss.toFixed(4)
-                  }, feature std ${report.featureStd.toFixed(4)}${
-                    report.codeEntropy !== undefined
-                      ? `, code entropy ${report.codeEntropy.toFixed(3)}`
-                      : ""
-                  }`,
-                );
-              }
-            }
+            const graph = paced(batches(), credits).pipe(
+              augment,
+              learnStage(model, { lr }),
+              probeSink(probes),
+              tap((event) => {
+                if (event.kind !== "step") return;
+                credits.give();
+                loss = event.loss;
+                if (event.step % 50 === 1 || event.step === t.steps) {
+                  options.log(
+                    `[sia]   ${learner} / ${arm} step ${event.step}/${t.steps}: loss ${
+                      loss.toFixed(4)
+                    }, feature std ${event.featureStd.toFixed(4)}${
+                      event.codeEntropy !== undefined
+                        ? `, code entropy ${event.codeEntropy.toFixed(3)}`
+                        : ""
+                    }`,
+                  );
+                }
+              }),
+              filter((event): event is ProbeEvent => event.kind === "probe"),
+            );
+            const { linear, knn, testImages } = await lastValueFrom(graph);
             return {
-              ...(await probe(model.encoderParams())),
-              testImages: probeTest.shape[0],
+              linear,
+              knn,
+              testImages,
               steps: t.steps,
               finalLoss: loss,
               seconds: (performance.now() - t0) / 1000,

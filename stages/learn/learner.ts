@@ -12,6 +12,7 @@ import type { Optimizer } from "./graph/optimizers.ts";
 import type { LossSpec } from "./graph/train_step.ts";
 import { trainStep } from "./graph/train_step.ts";
 import { Trainer } from "./graph/trainer.ts";
+import { adamCorrections } from "./graph/schedules.ts";
 
 export interface LearnerOptions {
   readonly encoder: readonly Block[];
@@ -117,6 +118,14 @@ export async function forwardSession(options: LearnerOptions, head: readonly Blo
   };
 }
 
+/** A step's scalar inputs: the learning rate and, for Adam, the bias corrections of step t
+ * (1-based), so every optimizer the graphs compile can drive a learner. */
+export function stepScalars(optimizer: Optimizer, lr: number, t: number): Record<string, number> {
+  return optimizer.kind === "adam"
+    ? { lr, ...adamCorrections(t, optimizer.beta1, optimizer.beta2) }
+    : { lr };
+}
+
 /** A learner whose step is the compiled step alone (SimCLR, SimSiam). */
 export function plainLearner(name: string, options: LearnerOptions, trainer: Trainer): Learner {
   return {
@@ -124,7 +133,7 @@ export function plainLearner(name: string, options: LearnerOptions, trainer: Tra
     options,
     trainer,
     async step(views, lr) {
-      const loss = await trainer.step(views, { lr });
+      const loss = await trainer.step(views, stepScalars(options.optimizer, lr, trainer.steps + 1));
       return { loss, featureStd: featureStd(trainer.output, 2 * options.batch) };
     },
     encoderParams: () => encoderCopy(options, trainer),

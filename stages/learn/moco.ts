@@ -9,7 +9,7 @@ import { projectionHead } from "./blocks/model.ts";
 import type { Block } from "./blocks/model.ts";
 import { emaUpdate } from "./graph/schedules.ts";
 import type { Learner, LearnerOptions } from "./learner.ts";
-import { encoderCopy, featureStd, forwardSession, methodTrainer } from "./learner.ts";
+import { encoderCopy, featureStd, forwardSession, methodTrainer, stepScalars } from "./learner.ts";
 
 export interface MocoOptions {
   readonly tau: number;
@@ -45,7 +45,11 @@ export async function moco(
         for (const [name, key] of keyParams) emaUpdate(key, trainer.value(name), o.momentum);
       }
       const keys = await keyEncoder.run(views, rows, (name) => keyParams.get(name)!);
-      const loss = await trainer.step(views, { lr }, { keys, queue });
+      const loss = await trainer.step(
+        views,
+        stepScalars(options.optimizer, lr, trainer.steps + 1),
+        { keys, queue },
+      );
       for (let r = 0; r < rows; r++) {
         queue.set(keys.subarray(r * options.dim, (r + 1) * options.dim), head_ * options.dim);
         head_ = (head_ + 1) % o.queue;

@@ -7,8 +7,7 @@
 import type { Block } from "./blocks/model.ts";
 import { projectionHead } from "./blocks/model.ts";
 import type { Learner, LearnerOptions } from "./learner.ts";
-import { encoderCopy, forwardSession, methodTrainer } from "./learner.ts";
-import { featureStd } from "./learner.ts";
+import { encoderCopy, featureStd, forwardSession, methodTrainer, stepScalars } from "./learner.ts";
 import { sinkhorn } from "./sinkhorn.ts";
 
 export interface SwavOptions {
@@ -65,7 +64,11 @@ export async function swav(
       const codes = new Float32Array(2 * b * k);
       codes.set(sinkhorn(scores.subarray(0, b * k), b, k, o.eps), 0);
       codes.set(sinkhorn(scores.subarray(b * k), b, k, o.eps), b * k);
-      const loss = await trainer.step(views, { lr }, { codes });
+      const loss = await trainer.step(
+        views,
+        stepScalars(options.optimizer, lr, trainer.steps + 1),
+        { codes },
+      );
       normalise();
       entropy = codeEntropy(codes, 2 * b);
       return { loss, featureStd: featureStd(trainer.output, 2 * b), codeEntropy: entropy };

@@ -14,9 +14,9 @@ import { trainStep } from "../../../../stages/learn/graph/train_step.ts";
 import { Trainer } from "../../../../stages/learn/graph/trainer.ts";
 import { makeDataset, splitStratified, subset } from "../../../../stages/load/dataset.ts";
 import { loadEmbeddedMnist } from "../../../../stages/load/mnist.ts";
-import { extractFeatures } from "../../../../stages/learn/probe/features.ts";
-import { knnAccuracy } from "../../../../stages/learn/probe/knn.ts";
-import { linearProbeAccuracy } from "../../../../stages/learn/probe/linear.ts";
+import { extractFeatures } from "../../../../stages/sink/probe/features.ts";
+import { knnAccuracy } from "../../../../stages/sink/probe/knn.ts";
+import { linearProbeAccuracy } from "../../../../stages/sink/probe/linear.ts";
 
 await tf.setBackend("cpu");
 

@@ -8,7 +8,7 @@ import {
   choleskySolve,
   linearProbeAccuracy,
   ridgeRegression,
-} from "../../../../stages/learn/probe/linear.ts";
+} from "../../../../stages/sink/probe/linear.ts";
 
 function normal(length: number, key: string, seed = 11): Float32Array {
   const rng = new Rng(seed, key);

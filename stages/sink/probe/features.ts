@@ -7,9 +7,9 @@
 
 import { createSession, ort } from "../../../core/onnx.ts";
 import type { Dataset } from "../../../pipeline/batch.ts";
-import type { ActShape, Block } from "../blocks/model.ts";
-import { paramSpecs } from "../blocks/model.ts";
-import { forwardModel } from "../graph/forward.ts";
+import type { ActShape, Block } from "../../learn/blocks/model.ts";
+import { paramSpecs } from "../../learn/blocks/model.ts";
+import { forwardModel } from "../../learn/graph/forward.ts";
 
 /**
  * A copy of every tensor the model description needs (parameters and running statistics),

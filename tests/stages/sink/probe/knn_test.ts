@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { Rng } from "../../../../core/rng.ts";
-import { knnAccuracy } from "../../../../stages/learn/probe/knn.ts";
+import { knnAccuracy } from "../../../../stages/sink/probe/knn.ts";
 
 function normal(length: number, key: string): Float32Array {
   const rng = new Rng(7, key);
