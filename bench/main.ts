@@ -3,12 +3,14 @@
 
 import { benchAugment } from "./augment.ts";
 import { benchClosedForm } from "./closed_form.ts";
+import { benchLearners } from "./learners.ts";
 import { benchTrainStep } from "./train_step.ts";
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   "closed-form": benchClosedForm,
   augment: benchAugment,
   "train-step": benchTrainStep,
+  learners: benchLearners,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));

@@ -175,10 +175,11 @@ async function makePool(
   });
 }
 
-function learnerFor(
+/** A learner by name with the recipes' settings (MoCo tau 0.2, m 0.99; SwAV T 0.1, eps 0.05). */
+export function learnerFor(
   name: string,
   options: LearnerOptions,
-  t: Table3Config["table3"],
+  t: Pick<Table3Config["table3"], "mocoQueue" | "swavPrototypes">,
 ): Promise<Learner> {
   switch (name) {
     case "simclr":

@@ -3,13 +3,13 @@
 // unit-norm and its codes are distributions, and the probes' parameter copies are frozen.
 
 import assert from "node:assert/strict";
+import { cnnOptions } from "./_options.ts";
 import { lastValueFrom, of, tap, toArray } from "rxjs";
 import { Credits, paced } from "../../../pipeline/flow.ts";
 import { drawBatch } from "../../../pipeline/table3/mix.ts";
 import { augmentViews } from "../../../stages/augment/contrastive.ts";
 import { PRESETS } from "../../../stages/augment/recipes.ts";
-import { smallCnn } from "../../../stages/learn/blocks/model.ts";
-import type { Learner, LearnerOptions } from "../../../stages/learn/learner.ts";
+import type { Learner } from "../../../stages/learn/learner.ts";
 import { moco } from "../../../stages/learn/moco.ts";
 import { simclr } from "../../../stages/learn/simclr.ts";
 import { simsiam } from "../../../stages/learn/simsiam.ts";
@@ -23,14 +23,7 @@ import { loadEmbeddedMnist } from "../../../stages/load/mnist.ts";
 
 const train = subset(loadEmbeddedMnist(), 2000, true, 0);
 const B = 32;
-const OPTIONS: LearnerOptions = {
-  encoder: smallCnn(),
-  input: [28, 28, 1],
-  batch: B,
-  optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 1e-5 },
-  seed: 1,
-  dim: 32,
-};
+const OPTIONS = cnnOptions(B, 32, 1);
 const augment = augmentViews(PRESETS.strong, 0);
 
 async function views(step: number): Promise<Float32Array> {

@@ -4,14 +4,13 @@
 // through the same step (its bias corrections fed per step).
 
 import assert from "node:assert/strict";
+import { cnnOptions } from "./_options.ts";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { makeBatch } from "../../../pipeline/batch.ts";
 import type { Batch } from "../../../pipeline/batch.ts";
 import { SiaError } from "../../../pipeline/errors.ts";
 import { Rng } from "../../../core/rng.ts";
-import { smallCnn } from "../../../stages/learn/blocks/model.ts";
 import { loadCheckpoint } from "../../../stages/learn/graph/checkpoint.ts";
-import type { LearnerOptions } from "../../../stages/learn/learner.ts";
 import { stepScalars } from "../../../stages/learn/learner.ts";
 import { simclr } from "../../../stages/learn/simclr.ts";
 import { learnStage } from "../../../stages/learn/stage.ts";
@@ -19,14 +18,7 @@ import type { EncoderEvent, LearnEvent, StepEvent } from "../../../stages/learn/
 import { withTempDir } from "../../_shared.ts";
 
 const B = 4;
-const OPTIONS: LearnerOptions = {
-  encoder: smallCnn(),
-  input: [28, 28, 1],
-  batch: B,
-  optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 1e-5 },
-  seed: 3,
-  dim: 8,
-};
+const OPTIONS = cnnOptions(B, 8, 3);
 
 function viewBatches(count: number, rows = 2 * B): Batch[] {
   return Array.from({ length: count }, (_, s) => {
