@@ -255,6 +255,8 @@ async function main(args: string[]): Promise<number> {
       await runTable3(resolved.table3, {
         log: (line) => console.error(line),
         print: (text) => console.log(text),
+        // A run takes minutes to hours: a plain log line a minute is enough off a terminal.
+        progress: { logEvery: 60 },
       });
       return 0;
     }

@@ -30,6 +30,8 @@ import { DATA_SECTION, generatorStage } from "../config.ts";
 import { keyError, SiaError } from "../errors.ts";
 import { checkWritableDir } from "../files.ts";
 import { Credits, paced } from "../flow.ts";
+import { Progress } from "../progress.ts";
+import type { ProgressOptions } from "../progress.ts";
 import { describeSection, resolveSection, suggestion } from "../schema.ts";
 import type { Resolved, Section } from "../schema.ts";
 import { drawBatch } from "./mix.ts";
@@ -196,6 +198,8 @@ export function learnerFor(
 export interface Table3Options {
   readonly log: (line: string) => void;
   readonly print: (text: string) => void;
+  /** Progress over the training steps still to run (steps/s, ETA); none when absent. */
+  readonly progress?: Pick<ProgressOptions, "tty" | "write" | "logEvery">;
 }
 
 export async function runTable3(config: Table3Config, options: Table3Options): Promise<Cell[]> {
@@ -234,6 +238,15 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
     "noised",
   ];
   const cells: Cell[] = [];
+  let pending = 0;
+  for (const seed of seeds) {
+    for (const learner of learners) {
+      for (const arm of arms) if (!(await loadCell(dir, learner, arm, seed))) pending++;
+    }
+  }
+  const progress = options.progress
+    ? new Progress({ label: "[table3] steps", total: pending * t.steps, ...options.progress })
+    : null;
 
   const probes: ProbeSinkOptions = { encoder, input, train: probeTrain, test: probeTest };
 
@@ -330,6 +343,7 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
               tap((event) => {
                 if (event.kind !== "step") return;
                 credits.give();
+                progress?.tick(1);
                 loss = event.loss;
                 if (event.step % 50 === 1 || event.step === t.steps) {
                   options.log(
@@ -361,6 +375,7 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
       }
     }
   }
+  progress?.finish(`${pending} cells trained`);
   const rows = aggregate(cells, ["random-init", ...learners], ["floor", ...arms]);
   const note =
     `${config.description || "Table 3"}: ${train.source}, ${

@@ -53,8 +53,14 @@ Deno.test("table3 runner: every cell, every file; a resumed run gives the same t
     await Deno.remove(`${dir}/cells/moco__noised__seed0.json`);
     await Deno.remove(`${dir}/cells/simclr__baseline__seed0.json`);
     await Deno.remove(`${dir}/table3.json`);
-    const again = await runTable3(tiny(dir), quiet);
+    const lines: string[] = [];
+    const again = await runTable3(tiny(dir), {
+      ...quiet,
+      progress: { tty: false, logEvery: 1e9, write: (text) => lines.push(text) },
+    });
     assert.equal(again.length, 13);
+    // Only the two lost cells were trained again: 2 x 3 steps.
+    assert.match(lines.at(-1)!, /^\[sia\] \[table3\] steps 6 items in .*, 2 cells trained\n$/);
     const second = JSON.parse(await Deno.readTextFile(`${dir}/table3.json`));
     const strip = (rows: { learner: string; arm: string; metric: string; values: number[] }[]) =>
       rows.map(({ learner, arm, metric, values }) => ({ learner, arm, metric, values }));
