@@ -251,20 +251,21 @@ async function main(args: string[]): Promise<number> {
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
       : { pipeline: generateConfig(flags) };
-    if ("table3" in resolved) {
-      await runTable3(resolved.table3, {
-        log: (line) => console.error(line),
-        print: (text) => console.log(text),
-        // A run takes minutes to hours: a plain log line a minute is enough off a terminal.
-        progress: { logEvery: 60 },
-      });
-      return 0;
-    }
-    const config = resolved.pipeline;
     let onSignal = () => {};
     const stop = new Promise<void>((resolve) => (onSignal = resolve));
     Deno.addSignalListener("SIGINT", onSignal);
     try {
+      if ("table3" in resolved) {
+        await runTable3(resolved.table3, {
+          log: (line) => console.error(line),
+          print: (text) => console.log(text),
+          // A run takes minutes to hours: a plain log line a minute is enough off a terminal.
+          progress: { logEvery: 60 },
+          stop,
+        });
+        return 0;
+      }
+      const config = resolved.pipeline;
       const result = await runPipeline(config, {
         command: ["sia", ...args].join(" "),
         print: (text) => console.log(text),

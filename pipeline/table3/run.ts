@@ -6,7 +6,7 @@
 // plus a random-init row per seed (the floor every arm must beat). Each cell is saved when it
 // finishes, so a long run is useful before it ends and an interrupted one resumes where it was.
 
-import { filter, from, lastValueFrom, tap, toArray } from "rxjs";
+import { filter, from, lastValueFrom, NEVER, takeUntil, tap, toArray } from "rxjs";
 import { augmentViews } from "../../stages/augment/contrastive.ts";
 import { PRESET_NAMES, PRESETS } from "../../stages/augment/recipes.ts";
 import type { PresetName } from "../../stages/augment/recipes.ts";
@@ -200,6 +200,8 @@ export interface Table3Options {
   readonly print: (text: string) => void;
   /** Progress over the training steps still to run (steps/s, ETA); none when absent. */
   readonly progress?: Pick<ProgressOptions, "tty" | "write" | "logEvery">;
+  /** Resolves to stop as Ctrl-C does: the cell in training is dropped, finished cells stay. */
+  readonly stop?: Promise<void>;
 }
 
 export async function runTable3(config: Table3Config, options: Table3Options): Promise<Cell[]> {
@@ -244,6 +246,13 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
       for (const arm of arms) if (!(await loadCell(dir, learner, arm, seed))) pending++;
     }
   }
+  let stopped = false;
+  options.stop?.then(() => (stopped = true));
+  const interrupted = () =>
+    new SiaError(
+      `interrupted: ${cells.length} finished cells kept in ${dir}/cells; run the same command to resume`,
+      130,
+    );
   const progress = options.progress
     ? new Progress({ label: "[table3] steps", total: pending * t.steps, ...options.progress })
     : null;
@@ -266,6 +275,7 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
       cells.push(done);
       return;
     }
+    if (stopped) throw interrupted();
     const result: Cell = { learner, arm, seed, ...(await run()) };
     await saveCell(dir, result);
     cells.push(result);
@@ -358,8 +368,11 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
                 }
               }),
               filter((event): event is ProbeEvent => event.kind === "probe"),
+              takeUntil(options.stop ?? NEVER),
             );
-            const { linear, knn, testImages } = await lastValueFrom(graph);
+            const probe = await lastValueFrom(graph, { defaultValue: null });
+            if (!probe) throw interrupted();
+            const { linear, knn, testImages } = probe;
             return {
               linear,
               knn,

@@ -126,9 +126,29 @@ export function stepScalars(optimizer: Optimizer, lr: number, t: number): Record
     : { lr };
 }
 
+/**
+ * The learner with release() waiting for a step still in flight: a consumer that unsubscribes
+ * mid-step (Ctrl-C) may release at once without freeing sessions that native code is running.
+ */
+export function serialised<L extends Learner>(learner: L): L {
+  let inflight: Promise<unknown> = Promise.resolve();
+  return {
+    ...learner,
+    step(views: Float32Array, lr: number) {
+      const report = learner.step(views, lr);
+      inflight = report.catch(() => {});
+      return report;
+    },
+    async release() {
+      await inflight;
+      await learner.release();
+    },
+  };
+}
+
 /** A learner whose step is the compiled step alone (SimCLR, SimSiam). */
 export function plainLearner(name: string, options: LearnerOptions, trainer: Trainer): Learner {
-  return {
+  return serialised({
     name,
     options,
     trainer,
@@ -138,5 +158,5 @@ export function plainLearner(name: string, options: LearnerOptions, trainer: Tra
     },
     encoderParams: () => encoderCopy(options, trainer),
     release: () => trainer.release(),
-  };
+  });
 }

@@ -9,7 +9,14 @@ import { projectionHead } from "./blocks/model.ts";
 import type { Block } from "./blocks/model.ts";
 import { emaUpdate } from "./graph/schedules.ts";
 import type { Learner, LearnerOptions } from "./learner.ts";
-import { encoderCopy, featureStd, forwardSession, methodTrainer, stepScalars } from "./learner.ts";
+import {
+  encoderCopy,
+  featureStd,
+  forwardSession,
+  methodTrainer,
+  serialised,
+  stepScalars,
+} from "./learner.ts";
 
 export interface MocoOptions {
   readonly tau: number;
@@ -36,32 +43,34 @@ export async function moco(
   }
   let head_ = 0;
   const rows = 2 * options.batch;
-  return {
-    name: "moco",
-    options,
-    trainer,
-    async step(views, lr) {
-      if (trainer.steps > 0) {
-        for (const [name, key] of keyParams) emaUpdate(key, trainer.value(name), o.momentum);
-      }
-      const keys = await keyEncoder.run(views, rows, (name) => keyParams.get(name)!);
-      const loss = await trainer.step(
-        views,
-        stepScalars(options.optimizer, lr, trainer.steps + 1),
-        { keys, queue },
-      );
-      for (let r = 0; r < rows; r++) {
-        queue.set(keys.subarray(r * options.dim, (r + 1) * options.dim), head_ * options.dim);
-        head_ = (head_ + 1) % o.queue;
-      }
-      return { loss, featureStd: featureStd(trainer.output, rows) };
-    },
-    encoderParams: () => encoderCopy(options, trainer),
-    /** The key encoder's tensors (tests check it is exactly the EMA of the query encoder). */
-    keyParams,
-    async release() {
-      await keyEncoder.release();
-      await trainer.release();
-    },
-  } as Learner & { keyParams: Map<string, Float32Array> };
+  return serialised(
+    {
+      name: "moco",
+      options,
+      trainer,
+      async step(views, lr) {
+        if (trainer.steps > 0) {
+          for (const [name, key] of keyParams) emaUpdate(key, trainer.value(name), o.momentum);
+        }
+        const keys = await keyEncoder.run(views, rows, (name) => keyParams.get(name)!);
+        const loss = await trainer.step(
+          views,
+          stepScalars(options.optimizer, lr, trainer.steps + 1),
+          { keys, queue },
+        );
+        for (let r = 0; r < rows; r++) {
+          queue.set(keys.subarray(r * options.dim, (r + 1) * options.dim), head_ * options.dim);
+          head_ = (head_ + 1) % o.queue;
+        }
+        return { loss, featureStd: featureStd(trainer.output, rows) };
+      },
+      encoderParams: () => encoderCopy(options, trainer),
+      /** The key encoder's tensors (tests check it is exactly the EMA of the query encoder). */
+      keyParams,
+      async release() {
+        await keyEncoder.release();
+        await trainer.release();
+      },
+    } as Learner & { keyParams: Map<string, Float32Array> },
+  );
 }

@@ -7,7 +7,14 @@
 import type { Block } from "./blocks/model.ts";
 import { projectionHead } from "./blocks/model.ts";
 import type { Learner, LearnerOptions } from "./learner.ts";
-import { encoderCopy, featureStd, forwardSession, methodTrainer, stepScalars } from "./learner.ts";
+import {
+  encoderCopy,
+  featureStd,
+  forwardSession,
+  methodTrainer,
+  serialised,
+  stepScalars,
+} from "./learner.ts";
 import { sinkhorn } from "./sinkhorn.ts";
 
 export interface SwavOptions {
@@ -55,7 +62,7 @@ export async function swav(
   };
   normalise();
   let entropy = 0;
-  return {
+  return serialised({
     name: "swav",
     options,
     trainer,
@@ -78,5 +85,5 @@ export async function swav(
       await scorer.release();
       await trainer.release();
     },
-  };
+  });
 }

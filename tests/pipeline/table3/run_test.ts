@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { resolveTable3Config, runTable3 } from "../../../pipeline/table3/run.ts";
 import { SiaError } from "../../../pipeline/errors.ts";
+import { exists, runCli, spawnCli, withTempDir } from "../../_cli.ts";
+import { listNames } from "../../_shared.ts";
 
 function tiny(dir: string) {
   return resolveTable3Config({
@@ -96,4 +98,57 @@ Deno.test("table3 config: unknown learners and keys are errors that suggest", ()
       }),
     (e) => e instanceof SiaError && /did you mean "closed-form"/.test(e.message),
   );
+});
+
+Deno.test("table3 CLI: Ctrl-C exits 130 with one line, keeps finished cells, and the rerun completes", async () => {
+  await withTempDir(async (tmp) => {
+    const config = `${tmp}/table3.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        experiment: "table3",
+        data: { source: "mnist", size: 300 },
+        table3: {
+          learners: "simclr",
+          steps: 40,
+          batch: 8,
+          dim: 16,
+          pool: 32,
+          probeTrain: 250,
+          probeTest: 100,
+        },
+        generators: { "closed-form": { sampler: "sde", steps: 5 } },
+        out: { dir: `${tmp}/out` },
+      }),
+    );
+    const args = ["pipeline", "--config", config];
+    const child = spawnCli(args);
+    const output = child.output();
+    let exited = false;
+    output.then(() => (exited = true), () => (exited = true));
+    const deadline = Date.now() + 120_000;
+    // The floor and the first trained cell are saved: Ctrl-C during the second.
+    while (!(await exists(`${tmp}/out/cells/simclr__baseline__seed0.json`))) {
+      assert.ok(!exited, "the run ended before its first cell");
+      assert.ok(Date.now() < deadline, "no cell after 120 s");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    child.kill("SIGINT");
+    const result = await output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 130, stderr);
+    assert.match(
+      stderr.trimEnd().split("\n").at(-1)!,
+      /^sia: interrupted: \d+ finished cells kept in .*\/out\/cells; run the same command to resume$/,
+    );
+    const kept = await listNames(`${tmp}/out/cells`);
+    assert.ok(kept.includes("simclr__baseline__seed0.json") && kept.length < 4, `${kept}`);
+    assert.ok(kept.every((n) => n.endsWith(".json")), `no temporary files: ${kept}`);
+    assert.ok(!(await exists(`${tmp}/out/table3.md`)));
+    const rerun = await runCli(args);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.match(rerun.stderr, /simclr \/ baseline \/ seed 0: done before/);
+    assert.equal((await listNames(`${tmp}/out/cells`)).length, 4);
+    assert.ok(await exists(`${tmp}/out/table3.md`));
+  });
 });
