@@ -18,10 +18,8 @@ export interface Pool {
 }
 
 /** Probability that a draw is a real image: dup N_real / (dup N_real + N_extra). */
-export function realShare(pool: Pool): number {
-  const nReal = pool.real.shape[0];
-  const nExtra = pool.extra ? pool.extra.shape[0] : 0;
-  return (pool.dup * nReal) / (pool.dup * nReal + nExtra);
+export function realShare(nReal: number, nExtra: number, dup: number): number {
+  return (dup * nReal) / (dup * nReal + nExtra);
 }
 
 /** The images of step `step`: `batch` draws with replacement from the replicated mixture. */

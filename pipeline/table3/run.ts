@@ -34,7 +34,7 @@ import { Progress } from "../progress.ts";
 import type { ProgressOptions } from "../progress.ts";
 import { describeSection, resolveSection, suggestion } from "../schema.ts";
 import type { Resolved, Section } from "../schema.ts";
-import { drawBatch } from "./mix.ts";
+import { drawBatch, realShare } from "./mix.ts";
 import type { Pool } from "./mix.ts";
 import { aggregate, loadCell, saveCell, writeChart, writeTables } from "./results.ts";
 import type { Cell } from "./results.ts";
@@ -390,6 +390,7 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
   }
   progress?.finish(`${pending} cells trained`);
   const rows = aggregate(cells, ["random-init", ...learners], ["floor", ...arms]);
+  const poolShare = realShare(train.shape[0], t.pool, t.dup);
   const note =
     `${config.description || "Table 3"}: ${train.source}, ${
       train.shape[0]
@@ -397,7 +398,10 @@ export async function runTable3(config: Table3Config, options: Table3Options): P
     `${t.steps} steps x ${t.batch} images per cell, seeds ${t.seeds}; probes on ${
       probeTest.shape[0]
     } real test images ` +
-    `(linear: ridge on frozen features; kNN: k 200, T 0.1). The paper's column is CIFAR-10 with ResNet-18 at full scale, ` +
+    `(linear: ridge on frozen features; kNN: k 200, T 0.1). The mixed arms replicate the real images ${t.dup} ` +
+    `times beside a pool of ${t.pool}, so ${
+      (100 * (1 - poolShare)).toFixed(1)
+    } % of their draws come from the pool (Wang et al.: about 67 %). The paper's column is CIFAR-10 with ResNet-18 at full scale, ` +
     `for reference only.`;
   await writeTables(dir, rows, note);
   await writeChart(dir, rows);

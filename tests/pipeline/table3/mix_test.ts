@@ -23,7 +23,7 @@ const extra = makeBatch({
 
 Deno.test("real share: dup N_real / (dup N_real + N_extra), and the draws follow it", () => {
   const pool = { real, extra, dup: 10 };
-  assert.equal(realShare(pool), 500 / 700);
+  assert.equal(realShare(pool.real.shape[0], pool.extra!.shape[0], pool.dup), 500 / 700);
   let realDraws = 0;
   const draws = 200 * 100;
   for (let step = 0; step < 100; step++) {
