@@ -69,3 +69,22 @@ export function npyBytes(
 export function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
+
+/**
+ * max |got - want| / max |want|, lengths checked; below `absoluteBelow` the scale is treated as
+ * zero and the error is absolute (values that are zero in theory and float noise on both sides).
+ */
+export function maxRelativeError(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  absoluteBelow = 0,
+): number {
+  assert.equal(got.length, want.length);
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < want.length; i++) {
+    scale = Math.max(scale, Math.abs(want[i]));
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+  }
+  return scale < absoluteBelow || scale === 0 ? diff : diff / scale;
+}

@@ -10,6 +10,7 @@ import { predictionHead, projectionHead, smallCnn } from "../../../../stages/lea
 import type { ActShape, Block } from "../../../../stages/learn/blocks/model.ts";
 import { forward } from "../../../../stages/learn/blocks/tfjs.ts";
 import { gradientModel } from "../../../../stages/learn/graph/gradient.ts";
+import { maxRelativeError } from "../../../_shared.ts";
 
 await tf.setBackend("cpu");
 
@@ -18,17 +19,9 @@ function random(length: number, key: string): Float32Array {
   return Float32Array.from({ length }, () => rng.normal());
 }
 
-function relError(got: Float32Array, want: Float32Array | Int32Array | Uint8Array): number {
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  // A gradient that is exactly zero in theory (a bias before batch norm) is float noise on both
-  // sides: compare it absolutely.
-  return scale < 1e-5 ? diff : diff / scale;
-}
+// A gradient that is exactly zero in theory (a bias before batch norm) is float noise on both
+// sides: below 1e-5 it is compared absolutely.
+const relError = (got: Float32Array, want: ArrayLike<number>) => maxRelativeError(got, want, 1e-5);
 
 /** Largest relative gradient error over dx and every trainable parameter. */
 async function check(

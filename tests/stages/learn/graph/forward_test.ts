@@ -10,6 +10,7 @@ import { projectionHead, resnet18Cifar, smallCnn } from "../../../../stages/lear
 import type { ActShape, Block } from "../../../../stages/learn/blocks/model.ts";
 import { forward, tfParams } from "../../../../stages/learn/blocks/tfjs.ts";
 import { forwardModel } from "../../../../stages/learn/graph/forward.ts";
+import { maxRelativeError } from "../../../_shared.ts";
 
 await tf.setBackend("cpu");
 
@@ -42,14 +43,7 @@ async function compare(
   const want = await tf.tidy(() =>
     forward(blocks, tfParams(params, shapes), tf.tensor(x, xShape), training)
   ).data();
-  assert.equal(got.length, want.length);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < got.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  return diff / scale;
+  return maxRelativeError(got, want);
 }
 
 Deno.test("small CNN forward, training-mode batch norm: ONNX = tfjs to 1e-5", async () => {

@@ -14,6 +14,7 @@ import {
   emitSwav,
 } from "../../../../stages/learn/graph/losses.ts";
 import { sinkhorn } from "../../../../stages/learn/sinkhorn.ts";
+import { maxRelativeError } from "../../../_shared.ts";
 
 type Shape = readonly number[];
 
@@ -45,17 +46,6 @@ function swapViews(x: Float32Array, rows: number, dim: number): Float32Array {
   out.set(x.subarray(half), 0);
   out.set(x.subarray(0, half), half);
   return out;
-}
-
-function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  return diff / scale;
 }
 
 function assertLoss(got: number, want: number, what: string): void {
@@ -207,7 +197,7 @@ Deno.test("moco: loss equals the naive reference, dq its finite difference", asy
     const f = (x: ArrayLike<number>) =>
       mocoReference(x, keys, queue, c.b, c.queueSize, c.dim, c.tau);
     assertLoss(out.loss[0], f(q), `moco ${JSON.stringify(c)}`);
-    const err = relError(out.dq, finiteDifference(f, q));
+    const err = maxRelativeError(out.dq, finiteDifference(f, q));
     assert.ok(err < 1e-4, `moco ${JSON.stringify(c)}: dq relative error ${err}`);
   }
 });
@@ -225,7 +215,7 @@ Deno.test("moco: swapping the two views' rows gives the same loss", async () => 
   });
   await graph.release();
   assert.ok(Math.abs(a.loss[0] - b.loss[0]) < 1e-6 * Math.abs(a.loss[0]));
-  assert.ok(relError(b.dq, swapViews(a.dq, rows, c.dim)) < 1e-6);
+  assert.ok(maxRelativeError(b.dq, swapViews(a.dq, rows, c.dim)) < 1e-6);
 });
 
 Deno.test("moco: the loss falls over 20 gradient-descent steps", async () => {
@@ -262,7 +252,7 @@ Deno.test("nt-xent: swapping the two views' rows gives the same loss, as for MoC
   const s = await graph.run({ z: swapViews(z, rows, dim) });
   await graph.release();
   assert.ok(Math.abs(a.loss[0] - s.loss[0]) < 1e-6 * Math.abs(a.loss[0]));
-  assert.ok(relError(s.dz, swapViews(a.dz, rows, dim)) < 1e-6);
+  assert.ok(maxRelativeError(s.dz, swapViews(a.dz, rows, dim)) < 1e-6);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -312,7 +302,7 @@ Deno.test("simsiam: loss equals the naive reference, dp its finite difference", 
     // The gradient with respect to p with the target side z held fixed.
     const f = (x: ArrayLike<number>) => simSiamReference(x, z, SIMSIAM.b, SIMSIAM.dim);
     assertLoss(out.loss[0], f(p), `simsiam seed ${seed}`);
-    const err = relError(out.dp, finiteDifference(f, p));
+    const err = maxRelativeError(out.dp, finiteDifference(f, p));
     assert.ok(err < 1e-4, `simsiam seed ${seed}: dp relative error ${err}`);
   }
   await graph.release();
@@ -331,7 +321,7 @@ Deno.test("simsiam: stop-gradient is no backward edge to z, not a zero derivativ
   assert.ok(moved.loss[0] < base.loss[0] - 1e-3, `${moved.loss[0]} vs ${base.loss[0]}`);
   // And dp does not depend on whether z is treated as moving: it is the partial derivative.
   const dp = finiteDifference((x) => simSiamReference(x, z, SIMSIAM.b, SIMSIAM.dim), p);
-  assert.ok(relError(base.dp, dp) < 1e-4);
+  assert.ok(maxRelativeError(base.dp, dp) < 1e-4);
   await graph.release();
 });
 
@@ -346,7 +336,7 @@ Deno.test("simsiam: swapping the two views' rows gives the same loss", async () 
   });
   await graph.release();
   assert.ok(Math.abs(a.loss[0] - b.loss[0]) < 1e-6 * Math.abs(a.loss[0]));
-  assert.ok(relError(b.dp, swapViews(a.dp, rows, SIMSIAM.dim)) < 1e-6);
+  assert.ok(maxRelativeError(b.dp, swapViews(a.dp, rows, SIMSIAM.dim)) < 1e-6);
 });
 
 Deno.test("simsiam: the loss falls over 20 gradient-descent steps", async () => {
@@ -447,7 +437,7 @@ Deno.test("swav: loss equals the naive reference, dscores its finite difference"
       const out = await graph.run({ scores, codes: q });
       const f = (x: ArrayLike<number>) => swavReference(x, q, SWAV.b, SWAV.k, SWAV.temperature);
       assertLoss(out.loss[0], f(scores), `swav seed ${seed} ${name}`);
-      const err = relError(out.dscores, finiteDifference(f, scores));
+      const err = maxRelativeError(out.dscores, finiteDifference(f, scores));
       assert.ok(err < 1e-4, `swav seed ${seed} ${name}: dscores relative error ${err}`);
     }
   }
@@ -465,7 +455,7 @@ Deno.test("swav: swapping the two views' rows gives the same loss", async () => 
   });
   await graph.release();
   assert.ok(Math.abs(a.loss[0] - b.loss[0]) < 1e-6 * Math.abs(a.loss[0]));
-  assert.ok(relError(b.dscores, swapViews(a.dscores, rows, SWAV.k)) < 1e-6);
+  assert.ok(maxRelativeError(b.dscores, swapViews(a.dscores, rows, SWAV.k)) < 1e-6);
 });
 
 Deno.test("swav: the loss falls over 20 gradient-descent steps", async () => {

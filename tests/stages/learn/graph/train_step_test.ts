@@ -17,6 +17,7 @@ import type { BatchStats } from "../../../../stages/learn/blocks/tfjs.ts";
 import type { Optimizer } from "../../../../stages/learn/graph/optimizers.ts";
 import { trainStep } from "../../../../stages/learn/graph/train_step.ts";
 import { Trainer } from "../../../../stages/learn/graph/trainer.ts";
+import { maxRelativeError } from "../../../_shared.ts";
 
 await tf.setBackend("cpu");
 
@@ -185,16 +186,6 @@ function referenceStep(
   return result!;
 }
 
-function maxRelative(got: Float32Array, want: Float32Array): number {
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  return scale < 1e-6 ? diff : diff / scale;
-}
-
 const optimizers: [string, Optimizer, number][] = [
   ["sgd", { kind: "sgd", momentum: 0.9, weightDecay: 1e-4 }, 0],
   ["sgd, clipped", { kind: "sgd", momentum: 0.9, weightDecay: 1e-4 }, 0.05],
@@ -234,7 +225,7 @@ async function checkStep(c: Case, optimizer: Optimizer, clip: number): Promise<v
     `loss ${loss} vs ${want.loss}`,
   );
   for (const [tensor, value] of want.after) {
-    const rel = maxRelative(trainer.value(tensor), value);
+    const rel = maxRelativeError(trainer.value(tensor), value, 1e-6);
     assert.ok(rel < 1e-4, `${tensor}: relative difference ${rel}`);
   }
 }

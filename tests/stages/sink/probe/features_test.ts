@@ -17,6 +17,7 @@ import { loadEmbeddedMnist } from "../../../../stages/load/mnist.ts";
 import { extractFeatures } from "../../../../stages/sink/probe/features.ts";
 import { knnAccuracy } from "../../../../stages/sink/probe/knn.ts";
 import { linearProbeAccuracy } from "../../../../stages/sink/probe/linear.ts";
+import { maxRelativeError } from "../../../_shared.ts";
 
 await tf.setBackend("cpu");
 
@@ -63,14 +64,7 @@ async function relativeToTfjs(
   const want = await tf.tidy(() =>
     forward(blocks, tfParams(encoder, shapes), tf.tensor(images, [n, ...input]), false)
   ).data();
-  assert.equal(got.length, want.length);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < got.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  return diff / scale;
+  return maxRelativeError(got, want);
 }
 
 Deno.test("extractFeatures = tfjs eval forward; encoder bit-identical after extraction and probes", async () => {
