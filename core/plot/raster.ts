@@ -147,22 +147,14 @@ export class Raster implements RgbImage {
   ): number {
     const c = parseColor(color);
     const width = textWidth(text) * scale;
-    let left = Math.round(anchor === "start" ? x : anchor === "middle" ? x - width / 2 : x - width);
+    const left = Math.round(
+      anchor === "start" ? x : anchor === "middle" ? x - width / 2 : x - width,
+    );
     const top = Math.round(y) - GLYPH_ASCENT * scale;
-    for (const ch of text) {
-      const rows = glyph(ch);
-      for (let r = 0; r < GLYPH_HEIGHT; r++) {
-        for (let col = 0; col < GLYPH_WIDTH; col++) {
-          if (!(rows[r] & (1 << (4 - col)))) continue;
-          for (let v = 0; v < scale; v++) {
-            for (let u = 0; u < scale; u++) {
-              this.blend(left + col * scale + u, top + r * scale + v, c, 1);
-            }
-          }
-        }
-      }
-      left += GLYPH_ADVANCE * scale;
-    }
+    this.#glyphCells(text, scale, c, (g, col, r) => [
+      left + g * GLYPH_ADVANCE * scale + col * scale,
+      top + r * scale,
+    ]);
     return width;
   }
 
@@ -171,21 +163,35 @@ export class Raster implements RgbImage {
     const c = parseColor(color);
     const width = textWidth(text) * scale;
     // Reading bottom to top: glyph column col runs up from the bottom, row r runs right.
-    let bottom = Math.round(y + width / 2);
+    const bottom = Math.round(y + width / 2);
     const left = Math.round(x) - GLYPH_ASCENT * scale;
+    this.#glyphCells(text, scale, c, (g, col, r) => [
+      left + r * scale,
+      bottom - g * GLYPH_ADVANCE * scale - (col + 1) * scale,
+    ]);
+  }
+
+  /** Fills a scale x scale block for every lit cell (column col, row r) of glyph g of `text`, at
+   * the top-left corner `at` gives: the one glyph walk behind upright and rotated text. */
+  #glyphCells(
+    text: string,
+    scale: number,
+    c: Rgb,
+    at: (g: number, col: number, r: number) => [number, number],
+  ): void {
+    let g = 0;
     for (const ch of text) {
       const rows = glyph(ch);
       for (let r = 0; r < GLYPH_HEIGHT; r++) {
         for (let col = 0; col < GLYPH_WIDTH; col++) {
           if (!(rows[r] & (1 << (4 - col)))) continue;
+          const [x0, y0] = at(g, col, r);
           for (let v = 0; v < scale; v++) {
-            for (let u = 0; u < scale; u++) {
-              this.blend(left + r * scale + u, bottom - (col + 1) * scale + v, c, 1);
-            }
+            for (let u = 0; u < scale; u++) this.blend(x0 + u, y0 + v, c, 1);
           }
         }
       }
-      bottom -= GLYPH_ADVANCE * scale;
+      g++;
     }
   }
 }
