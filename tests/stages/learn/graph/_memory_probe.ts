@@ -4,19 +4,12 @@
 // prints the resident memory before and after those 1,000.
 
 import { Rng } from "../../../../core/rng.ts";
-import { projectionHead } from "../../../../stages/learn/blocks/model.ts";
 import { trainStep } from "../../../../stages/learn/graph/train_step.ts";
 import { Trainer } from "../../../../stages/learn/graph/trainer.ts";
+import { TINY } from "../_options.ts";
 
 const graph = trainStep({
-  blocks: [
-    { kind: "conv", out: 6, kernel: 3, stride: 1, bias: false },
-    { kind: "batchnorm" },
-    { kind: "relu" },
-    { kind: "gap" },
-    ...projectionHead(8, 4),
-    { kind: "l2norm" },
-  ],
+  blocks: TINY,
   input: [8, 8, 1],
   batch: 4,
   loss: { kind: "ntxent", tau: 0.5 },

@@ -19,18 +19,11 @@ import {
 } from "../../../../stages/learn/graph/schedules.ts";
 import { trainStep } from "../../../../stages/learn/graph/train_step.ts";
 import { Trainer } from "../../../../stages/learn/graph/trainer.ts";
+import { TINY } from "../_options.ts";
 
 await tf.setBackend("cpu");
 
 const SGD = { kind: "sgd", momentum: 0.9, weightDecay: 1e-4 } as const;
-const TINY: Block[] = [
-  { kind: "conv", out: 6, kernel: 3, stride: 1, bias: false },
-  { kind: "batchnorm" },
-  { kind: "relu" },
-  { kind: "gap" },
-  ...projectionHead(8, 4),
-  { kind: "l2norm" },
-];
 
 function uniform(length: number, key: string): Float32Array {
   const rng = new Rng(21, key);
