@@ -9,13 +9,13 @@ import {
   resolveConfig,
   TOP_SECTION,
 } from "./pipeline/config.ts";
-import { keyError, SiaError } from "./pipeline/errors.ts";
+import { keyError, SiaError } from "./core/errors.ts";
 import { GENERATORS } from "./pipeline/registry.ts";
 import { runPipeline } from "./pipeline/run.ts";
 import { describeTable3, resolveTable3Config, runTable3 } from "./pipeline/table3/run.ts";
 import type { Table3Config } from "./pipeline/table3/run.ts";
 import type { PipelineConfig } from "./pipeline/config.ts";
-import { describeSection, parseValue, suggestion } from "./pipeline/schema.ts";
+import { describeSection, parseValue, suggestion } from "./core/schema.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 

@@ -14,9 +14,9 @@
 
 import { from, lastValueFrom } from "rxjs";
 import { Rng } from "../core/rng.ts";
-import { makeBatch } from "../pipeline/batch.ts";
-import type { Batch, Shape } from "../pipeline/batch.ts";
-import { resolveSection } from "../pipeline/schema.ts";
+import { makeBatch } from "../core/batch.ts";
+import type { Batch, Shape } from "../core/batch.ts";
+import { resolveSection } from "../core/schema.ts";
 import { contrastive } from "../stages/augment/contrastive.ts";
 import { loadIdx } from "../stages/load/idx.ts";
 import { FASHION_MNIST_DIR } from "../stages/load/resolve.ts";

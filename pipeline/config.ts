@@ -1,10 +1,10 @@
 // The run configuration: a JSON file, overridden by flags and --set key=value. Every key has a
 // type, a default and a line of help; unknown keys are errors that suggest the closest valid one.
 
-import { keyError, SiaError } from "./errors.ts";
+import { keyError, SiaError } from "../core/errors.ts";
 import { AUGMENTERS, GENERATORS } from "./registry.ts";
-import { describeSection, parseValue, resolveSection, suggestion } from "./schema.ts";
-import type { Field, Resolved, Section } from "./schema.ts";
+import { describeSection, parseValue, resolveSection, suggestion } from "../core/schema.ts";
+import type { Field, Resolved, Section } from "../core/schema.ts";
 
 export const TOP_SECTION = {
   seed: { type: "int", min: 0, default: 0, doc: "seed of every random draw in the run" },

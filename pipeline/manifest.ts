@@ -2,7 +2,7 @@
 // the seed, the versions of sia, Deno and every npm dependency, counts, files and timings.
 
 import denoJson from "../deno.json" with { type: "json" };
-import { atomicWriteText } from "./files.ts";
+import { atomicWriteText } from "../core/files.ts";
 
 export function versions(): Record<string, string> {
   const deps: Record<string, string> = {};

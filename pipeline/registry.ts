@@ -3,7 +3,7 @@
 import { contrastive } from "../stages/augment/contrastive.ts";
 import { closedForm } from "../stages/generate/closed_form.ts";
 import { noise } from "../stages/generate/noise.ts";
-import type { AugmentStage, GeneratorStage } from "./stage.ts";
+import type { AugmentStage, GeneratorStage } from "../core/stage.ts";
 
 export const GENERATORS: Readonly<Record<string, GeneratorStage>> = {
   noise,

@@ -10,15 +10,15 @@ import { subset } from "../stages/load/dataset.ts";
 import { loadSplits } from "../stages/load/resolve.ts";
 import { npyShardSink, SHARD_PATTERN } from "../stages/sink/shards.ts";
 import { summarySink } from "../stages/sink/summary.ts";
-import type { Batch } from "./batch.ts";
+import type { Batch } from "../core/batch.ts";
 import { augmentStage, generatorStage } from "./config.ts";
 import type { PipelineConfig } from "./config.ts";
-import { checkWritableDir, prepareOutDir } from "./files.ts";
+import { checkWritableDir, prepareOutDir } from "../core/files.ts";
 import { Credits, paced } from "./flow.ts";
 import { writeManifest } from "./manifest.ts";
 import { Progress } from "./progress.ts";
-import type { Sink } from "./stage.ts";
-import { Tally } from "./tally.ts";
+import type { Sink } from "../core/stage.ts";
+import { Tally } from "../core/tally.ts";
 
 /** Batches in flight between the source and the end of the graph. */
 const WINDOW = 2;

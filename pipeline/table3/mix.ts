@@ -5,8 +5,8 @@
 // resumed run draws the same batches.
 
 import { Rng } from "../../core/rng.ts";
-import type { Batch, Dataset } from "../batch.ts";
-import { imageSize, makeBatch, Provenance } from "../batch.ts";
+import type { Batch, Dataset } from "../../core/batch.ts";
+import { imageSize, makeBatch, Provenance } from "../../core/batch.ts";
 
 export interface Pool {
   /** Real training images (labels kept, for the bookkeeping; the learner ignores them). */

@@ -6,7 +6,7 @@ import { encodePng } from "../../core/plot/png.ts";
 import { rasterize } from "../../core/plot/raster.ts";
 import { toSvg } from "../../core/plot/svg.ts";
 import type { Mark } from "../../core/plot/marks.ts";
-import { atomicWrite, atomicWriteText } from "../files.ts";
+import { atomicWrite, atomicWriteText } from "../../core/files.ts";
 
 export interface Cell {
   readonly learner: string;

@@ -16,10 +16,10 @@
 import { map } from "rxjs";
 import type { OperatorFunction } from "rxjs";
 import { Rng } from "../../core/rng.ts";
-import { imageSize, makeBatch } from "../../pipeline/batch.ts";
-import type { Batch } from "../../pipeline/batch.ts";
-import { keyError, SiaError } from "../../pipeline/errors.ts";
-import { defineAugment } from "../../pipeline/stage.ts";
+import { imageSize, makeBatch } from "../../core/batch.ts";
+import type { Batch } from "../../core/batch.ts";
+import { keyError, SiaError } from "../../core/errors.ts";
+import { defineAugment } from "../../core/stage.ts";
 import { AUGMENT_PARAMS, checkRecipe, resolveRecipe } from "./recipes.ts";
 import type { Recipe } from "./recipes.ts";
 import { autoBlurKernel, emptyPlan, ViewRenderer } from "./render.ts";

@@ -2,8 +2,8 @@
 // of their numbers a config field. A preset fills every field left unset (null); a custom recipe
 // is a preset plus the fields it sets, e.g. { "preset": "weak", "scaleMin": 0.3 }.
 
-import { keyError } from "../../pipeline/errors.ts";
-import type { Resolved } from "../../pipeline/schema.ts";
+import { keyError } from "../../core/errors.ts";
+import type { Resolved } from "../../core/schema.ts";
 import type { SamplingLaw } from "./sample.ts";
 
 /** A complete recipe: the sampling law of a view plus what is fixed for the whole stage. */

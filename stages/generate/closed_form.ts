@@ -6,10 +6,10 @@
 
 import { concatMap, finalize } from "rxjs";
 import { Rng } from "../../core/rng.ts";
-import { imageSize, makeBatch } from "../../pipeline/batch.ts";
-import type { Batch, Dataset } from "../../pipeline/batch.ts";
-import { keyError } from "../../pipeline/errors.ts";
-import { defineGenerator } from "../../pipeline/stage.ts";
+import { imageSize, makeBatch } from "../../core/batch.ts";
+import type { Batch, Dataset } from "../../core/batch.ts";
+import { keyError } from "../../core/errors.ts";
+import { defineGenerator } from "../../core/stage.ts";
 import { groupByLabel } from "../load/dataset.ts";
 import { bothEndsField } from "./interpolant/both_ends.ts";
 import { ERROR_MODELS } from "./interpolant/error_models.ts";

@@ -6,9 +6,9 @@
 import { map } from "rxjs";
 import { kNearest } from "../../core/nearest.ts";
 import { Rng } from "../../core/rng.ts";
-import { imageSize, makeBatch } from "../../pipeline/batch.ts";
-import type { Batch } from "../../pipeline/batch.ts";
-import { defineGenerator } from "../../pipeline/stage.ts";
+import { imageSize, makeBatch } from "../../core/batch.ts";
+import type { Batch } from "../../core/batch.ts";
+import { defineGenerator } from "../../core/stage.ts";
 
 const params = {
   r: {

@@ -9,8 +9,8 @@
 
 import { concat, concatMap, defer, from } from "rxjs";
 import type { Observable, OperatorFunction } from "rxjs";
-import type { Batch } from "../../pipeline/batch.ts";
-import { SiaError } from "../../pipeline/errors.ts";
+import type { Batch } from "../../core/batch.ts";
+import { SiaError } from "../../core/errors.ts";
 import type { Learner } from "./learner.ts";
 
 export interface StepEvent {

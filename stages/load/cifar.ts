@@ -1,7 +1,7 @@
 // CIFAR-10 binary batches: records of 1 label byte then 3072 pixel bytes, channel-major
 // (1024 red, 1024 green, 1024 blue, each row-major 32x32). sia's batches are NHWC.
 
-import { fileError } from "../../pipeline/errors.ts";
+import { fileError } from "../../core/errors.ts";
 import { makeDataset } from "./dataset.ts";
 import type { Dataset } from "./dataset.ts";
 import { readBytes } from "./files.ts";

@@ -3,11 +3,11 @@
 // train/test split and class-balanced subsets.
 
 import { Rng } from "../../core/rng.ts";
-import type { Dataset, Shape } from "../../pipeline/batch.ts";
-import { imageSize } from "../../pipeline/batch.ts";
-import { fileError, SiaError } from "../../pipeline/errors.ts";
+import type { Dataset, Shape } from "../../core/batch.ts";
+import { imageSize } from "../../core/batch.ts";
+import { fileError, SiaError } from "../../core/errors.ts";
 
-export type { Dataset, Splits } from "../../pipeline/batch.ts";
+export type { Dataset, Splits } from "../../core/batch.ts";
 
 /** Builds a dataset after checking the arrays agree and every pixel is finite. */
 export function makeDataset(

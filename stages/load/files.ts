@@ -1,6 +1,6 @@
 // Reading a data file into memory, with transparent gzip and one-line errors that name the file.
 
-import { fileError } from "../../pipeline/errors.ts";
+import { fileError } from "../../core/errors.ts";
 
 function describeFsError(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";

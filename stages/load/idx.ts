@@ -2,7 +2,7 @@
 // uint32 dimensions, then the values. sia reads unsigned-byte files (dtype 0x08): images of rank
 // 3 and labels of rank 1.
 
-import { fileError } from "../../pipeline/errors.ts";
+import { fileError } from "../../core/errors.ts";
 import { makeDataset } from "./dataset.ts";
 import type { Dataset } from "./dataset.ts";
 import { readBytes } from "./files.ts";

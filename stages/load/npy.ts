@@ -3,7 +3,7 @@
 
 import { decodeNpy, NpyError, npyValues } from "../../core/npy.ts";
 import type { NpyArray } from "../../core/npy.ts";
-import { fileError } from "../../pipeline/errors.ts";
+import { fileError } from "../../core/errors.ts";
 import { makeDataset } from "./dataset.ts";
 import type { Dataset } from "./dataset.ts";
 import { readBytes } from "./files.ts";

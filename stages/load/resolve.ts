@@ -1,6 +1,6 @@
 // From what a user types after --data (a name or a path) to train and test sets.
 
-import { SiaError } from "../../pipeline/errors.ts";
+import { SiaError } from "../../core/errors.ts";
 import { loadCifar } from "./cifar.ts";
 import { splitStratified } from "./dataset.ts";
 import type { Dataset, Splits } from "./dataset.ts";

@@ -2,8 +2,8 @@
 // training set per epoch), cut into batches lazily, so a stream of any length holds one batch.
 
 import { Rng } from "../../core/rng.ts";
-import { imageSize, makeBatch } from "../../pipeline/batch.ts";
-import type { Batch, Dataset } from "../../pipeline/batch.ts";
+import { imageSize, makeBatch } from "../../core/batch.ts";
+import type { Batch, Dataset } from "../../core/batch.ts";
 
 export function* anchorBatches(
   train: Dataset,

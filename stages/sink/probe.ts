@@ -7,7 +7,7 @@
 
 import { concatMap, from } from "rxjs";
 import type { OperatorFunction } from "rxjs";
-import type { Dataset } from "../../pipeline/batch.ts";
+import type { Dataset } from "../../core/batch.ts";
 import type { Block } from "../learn/blocks/model.ts";
 import type { LearnEvent } from "../learn/stage.ts";
 import { extractFeatures } from "./probe/features.ts";

@@ -5,10 +5,10 @@
 
 import { Observable } from "rxjs";
 import { encodeNpy } from "../../core/npy.ts";
-import { imageSize } from "../../pipeline/batch.ts";
-import type { Batch, Shape } from "../../pipeline/batch.ts";
-import { atomicWrite } from "../../pipeline/files.ts";
-import type { Sink } from "../../pipeline/stage.ts";
+import { imageSize } from "../../core/batch.ts";
+import type { Batch, Shape } from "../../core/batch.ts";
+import { atomicWrite } from "../../core/files.ts";
+import type { Sink } from "../../core/stage.ts";
 
 export const SHARD_PATTERN = /^(images|labels)-\d{5}\.npy$/;
 

@@ -5,11 +5,11 @@
 
 import { tap } from "rxjs";
 import { kNearest } from "../../core/nearest.ts";
-import { imageSize } from "../../pipeline/batch.ts";
-import type { Batch, Dataset } from "../../pipeline/batch.ts";
-import { atomicWriteText } from "../../pipeline/files.ts";
-import type { Sink } from "../../pipeline/stage.ts";
-import type { Tally } from "../../pipeline/tally.ts";
+import { imageSize } from "../../core/batch.ts";
+import type { Batch, Dataset } from "../../core/batch.ts";
+import { atomicWriteText } from "../../core/files.ts";
+import type { Sink } from "../../core/stage.ts";
+import type { Tally } from "../../core/tally.ts";
 
 /** nearest / second nearest below this: memorized (appendix A.2 of the seed paper). */
 export const MEMORIZATION_RATIO = 1 / 3;

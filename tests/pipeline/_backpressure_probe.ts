@@ -3,7 +3,7 @@
 // a deliberately slow sink; prints what the test asserts on, the peak rss growth included.
 
 import { concatMap, lastValueFrom, tap } from "rxjs";
-import type { Batch } from "../../pipeline/batch.ts";
+import type { Batch } from "../../core/batch.ts";
 import { Credits, paced } from "../../pipeline/flow.ts";
 import { noise } from "../../stages/generate/noise.ts";
 import { makeDataset } from "../../stages/load/dataset.ts";

@@ -9,7 +9,7 @@ import {
   readConfigFile,
   resolveConfig,
 } from "../../pipeline/config.ts";
-import { SiaError } from "../../pipeline/errors.ts";
+import { SiaError } from "../../core/errors.ts";
 
 const QUICK = new URL("../../configs/quick.json", import.meta.url);
 

@@ -6,8 +6,8 @@
 // blocks/tfjs.ts forward() runs.
 
 import * as tf from "@tensorflow/tfjs";
-import { fileError } from "../../../pipeline/errors.ts";
-import { atomicWrite } from "../../../pipeline/files.ts";
+import { fileError } from "../../../core/errors.ts";
+import { atomicWrite } from "../../../core/files.ts";
 import type { ActShape, Block } from "../blocks/model.ts";
 
 const MAGIC = "SIACKPT1";

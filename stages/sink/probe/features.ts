@@ -6,7 +6,7 @@
 // back as a plain Float32Array: there is no graph to back-propagate into.
 
 import { createSession, ort } from "../../../core/onnx.ts";
-import type { Dataset } from "../../../pipeline/batch.ts";
+import type { Dataset } from "../../../core/batch.ts";
 import type { ActShape, Block } from "../../learn/blocks/model.ts";
 import { paramSpecs } from "../../learn/blocks/model.ts";
 import { forwardModel } from "../../learn/graph/forward.ts";

@@ -2,7 +2,7 @@
 // generated images arrive unlabeled, and a step's batch depends only on (seed, step).
 
 import assert from "node:assert/strict";
-import { makeBatch } from "../../../pipeline/batch.ts";
+import { makeBatch } from "../../../core/batch.ts";
 import { drawBatch, realShare } from "../../../pipeline/table3/mix.ts";
 import { makeDataset } from "../../../stages/load/dataset.ts";
 

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { resolveTable3Config, runTable3 } from "../../../pipeline/table3/run.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { SiaError } from "../../../core/errors.ts";
 import { exists, runCli, spawnCli, withTempDir } from "../../_cli.ts";
 import { listNames } from "../../_shared.ts";
 

@@ -7,11 +7,11 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { Rng } from "../../../core/rng.ts";
-import { makeBatch, Provenance } from "../../../pipeline/batch.ts";
-import type { Batch, Shape } from "../../../pipeline/batch.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { makeBatch, Provenance } from "../../../core/batch.ts";
+import type { Batch, Shape } from "../../../core/batch.ts";
+import { SiaError } from "../../../core/errors.ts";
 import { AUGMENTERS } from "../../../pipeline/registry.ts";
-import { resolveSection } from "../../../pipeline/schema.ts";
+import { resolveSection } from "../../../core/schema.ts";
 import { Augmenter, augmentViews, contrastive } from "../../../stages/augment/contrastive.ts";
 import { PRESETS } from "../../../stages/augment/recipes.ts";
 import type { Recipe } from "../../../stages/augment/recipes.ts";

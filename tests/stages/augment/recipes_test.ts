@@ -2,7 +2,7 @@
 // Wang et al.'s three knobs; every number is an option that a preset fills when it is unset.
 
 import assert from "node:assert/strict";
-import { describeSection, resolveSection } from "../../../pipeline/schema.ts";
+import { describeSection, resolveSection } from "../../../core/schema.ts";
 import {
   AUGMENT_PARAMS,
   NORMALISATION,

@@ -5,10 +5,10 @@
 // one-line SiaErrors for option combinations that make no sense. Fixed seeds throughout.
 
 import assert from "node:assert/strict";
-import { imageSize } from "../../../pipeline/batch.ts";
-import type { Dataset } from "../../../pipeline/batch.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
-import { resolveSection } from "../../../pipeline/schema.ts";
+import { imageSize } from "../../../core/batch.ts";
+import type { Dataset } from "../../../core/batch.ts";
+import { SiaError } from "../../../core/errors.ts";
+import { resolveSection } from "../../../core/schema.ts";
 import { closedForm } from "../../../stages/generate/closed_form.ts";
 import { subset } from "../../../stages/load/dataset.ts";
 import { loadEmbeddedMnist } from "../../../stages/load/mnist.ts";

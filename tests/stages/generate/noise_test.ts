@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { Rng } from "../../../core/rng.ts";
-import { imageSize, Provenance } from "../../../pipeline/batch.ts";
-import type { Batch, Dataset, Shape } from "../../../pipeline/batch.ts";
-import { resolveSection } from "../../../pipeline/schema.ts";
+import { imageSize, Provenance } from "../../../core/batch.ts";
+import type { Batch, Dataset, Shape } from "../../../core/batch.ts";
+import { resolveSection } from "../../../core/schema.ts";
 import { noise } from "../../../stages/generate/noise.ts";
 import { makeDataset } from "../../../stages/load/dataset.ts";
 import { anchorBatches } from "../../../stages/load/source.ts";

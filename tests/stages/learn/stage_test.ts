@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { cnnOptions } from "./_options.ts";
 import { from, lastValueFrom, toArray } from "rxjs";
-import { makeBatch } from "../../../pipeline/batch.ts";
-import type { Batch } from "../../../pipeline/batch.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { makeBatch } from "../../../core/batch.ts";
+import type { Batch } from "../../../core/batch.ts";
+import { SiaError } from "../../../core/errors.ts";
 import { Rng } from "../../../core/rng.ts";
 import { loadCheckpoint } from "../../../stages/learn/graph/checkpoint.ts";
 import { stepScalars } from "../../../stages/learn/learner.ts";

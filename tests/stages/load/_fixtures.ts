@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 export { bytesOf, npyBytes, withTempDir } from "../../_shared.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { SiaError } from "../../../core/errors.ts";
 
 /** An IDX file of unsigned bytes: magic (0, 0, 0x08, rank), big-endian dims, then the data. */
 export function idxBytes(

@@ -2,7 +2,7 @@
 // stratified train/test split and class-balanced subsets.
 
 import assert from "node:assert/strict";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { SiaError } from "../../../core/errors.ts";
 import {
   classCounts,
   groupByLabel,

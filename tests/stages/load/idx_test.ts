@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { idxLabelsName, loadIdx, parseIdx } from "../../../stages/load/idx.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { SiaError } from "../../../core/errors.ts";
 import { assertFileError, gzip, idxBytes, pixelBytes, unit, withTempDir } from "./_fixtures.ts";
 
 const N = 6;

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { encodeNpy } from "../../../core/npy.ts";
-import { SiaError } from "../../../pipeline/errors.ts";
+import { SiaError } from "../../../core/errors.ts";
 import { classCounts } from "../../../stages/load/dataset.ts";
 import type { Dataset } from "../../../stages/load/dataset.ts";
 import { FASHION_MNIST_DIR, loadSplits } from "../../../stages/load/resolve.ts";

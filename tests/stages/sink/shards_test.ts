@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { decodeNpy, npyValues } from "../../../core/npy.ts";
-import { makeBatch } from "../../../pipeline/batch.ts";
-import type { Batch, Shape } from "../../../pipeline/batch.ts";
+import { makeBatch } from "../../../core/batch.ts";
+import type { Batch, Shape } from "../../../core/batch.ts";
 import { npyShardSink, SHARD_PATTERN, shardName } from "../../../stages/sink/shards.ts";
 import { listNames, withTempDir } from "../../_shared.ts";
 

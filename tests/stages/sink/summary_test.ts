@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { Rng } from "../../../core/rng.ts";
-import { makeBatch } from "../../../pipeline/batch.ts";
-import type { Batch, Dataset } from "../../../pipeline/batch.ts";
-import { Tally } from "../../../pipeline/tally.ts";
+import { makeBatch } from "../../../core/batch.ts";
+import type { Batch, Dataset } from "../../../core/batch.ts";
+import { Tally } from "../../../core/tally.ts";
 import { makeDataset } from "../../../stages/load/dataset.ts";
 import { closeness, MEMORIZATION_RATIO, summarySink } from "../../../stages/sink/summary.ts";
 

@@ -5,9 +5,9 @@
 import { from, lastValueFrom, toArray } from "rxjs";
 import { kNearest } from "../../../../core/nearest.ts";
 import { Rng } from "../../../../core/rng.ts";
-import { imageSize } from "../../../../pipeline/batch.ts";
-import type { Dataset } from "../../../../pipeline/batch.ts";
-import { resolveSection } from "../../../../pipeline/schema.ts";
+import { imageSize } from "../../../../core/batch.ts";
+import type { Dataset } from "../../../../core/batch.ts";
+import { resolveSection } from "../../../../core/schema.ts";
 import { closedForm } from "../../../../stages/generate/closed_form.ts";
 import { makeDataset } from "../../../../stages/load/dataset.ts";
 import { anchorBatches } from "../../../../stages/load/source.ts";

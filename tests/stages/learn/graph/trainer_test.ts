@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { createSession, ort } from "../../../../core/onnx.ts";
 import { Rng } from "../../../../core/rng.ts";
-import { SiaError } from "../../../../pipeline/errors.ts";
+import { SiaError } from "../../../../core/errors.ts";
 import type { Block } from "../../../../stages/learn/blocks/model.ts";
 import { projectionHead, resnet18Cifar, smallCnn } from "../../../../stages/learn/blocks/model.ts";
 import { forward } from "../../../../stages/learn/blocks/tfjs.ts";

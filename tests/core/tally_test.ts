@@ -2,9 +2,9 @@
 // on hand-made batches.
 
 import assert from "node:assert/strict";
-import { makeBatch, Provenance } from "../../pipeline/batch.ts";
-import type { Batch } from "../../pipeline/batch.ts";
-import { Tally } from "../../pipeline/tally.ts";
+import { makeBatch, Provenance } from "../../core/batch.ts";
+import type { Batch } from "../../core/batch.ts";
+import { Tally } from "../../core/tally.ts";
 
 /** A batch of 1x1x1 images with the given labels and origins. */
 function batch(

@@ -3,13 +3,8 @@
 // what its predicate selects.
 
 import assert from "node:assert/strict";
-import { SiaError } from "../../pipeline/errors.ts";
-import {
-  atomicWrite,
-  atomicWriteText,
-  checkWritableDir,
-  prepareOutDir,
-} from "../../pipeline/files.ts";
+import { SiaError } from "../../core/errors.ts";
+import { atomicWrite, atomicWriteText, checkWritableDir, prepareOutDir } from "../../core/files.ts";
 import { listNames, withTempDir } from "../_shared.ts";
 
 async function exists(path: string): Promise<boolean> {

@@ -2,7 +2,7 @@
 // name fill every image.
 
 import assert from "node:assert/strict";
-import { imageSize, makeBatch, Provenance, PROVENANCE_NAMES } from "../../pipeline/batch.ts";
+import { imageSize, makeBatch, Provenance, PROVENANCE_NAMES } from "../../core/batch.ts";
 import { GENERATORS } from "../../pipeline/registry.ts";
 
 Deno.test("imageSize is height * width * channels", () => {

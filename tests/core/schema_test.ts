@@ -2,7 +2,7 @@
 // command-line strings, and section resolution with defaults and unknown-key errors.
 
 import assert from "node:assert/strict";
-import { SiaError } from "../../pipeline/errors.ts";
+import { SiaError } from "../../core/errors.ts";
 import {
   checkValue,
   describeSection,
@@ -10,8 +10,8 @@ import {
   parseValue,
   resolveSection,
   suggestion,
-} from "../../pipeline/schema.ts";
-import type { Field, Section } from "../../pipeline/schema.ts";
+} from "../../core/schema.ts";
+import type { Field, Section } from "../../core/schema.ts";
 
 /** Asserts `f` throws a usage SiaError (exit code 2) whose message matches every pattern. */
 function usageError(f: () => unknown, ...patterns: (RegExp | string)[]): SiaError {
