@@ -14,6 +14,8 @@ export type Block =
     readonly stride: number;
     readonly bias: boolean;
     readonly padding?: "same" | "valid";
+    /** Weight and bias start at zero (a residual branch that starts as the identity). */
+    readonly zero?: boolean;
   }
   /** Batch normalisation over N, H, W (or N for vectors); eps 1e-5, momentum 0.1 as PyTorch. */
   | { readonly kind: "batchnorm" }
@@ -25,6 +27,24 @@ export type Block =
   | { readonly kind: "dense"; readonly out: number; readonly bias: boolean }
   /** Row-wise x / max(|x|, 1e-12). */
   | { readonly kind: "l2norm" }
+  /** Group normalisation over (C / groups, H, W) per sample; eps 1e-5 as PyTorch's GroupNorm. */
+  | { readonly kind: "groupnorm"; readonly groups: number }
+  /** x sigmoid(x). */
+  | { readonly kind: "silu" }
+  /** Nearest-neighbour upsampling by 2 on both sides. */
+  | { readonly kind: "upsample" }
+  /** Identity that keeps its input for the matching `concat` (skip stacks are last in, first out). */
+  | { readonly kind: "push" }
+  /** [x, the last pushed skip] along channels; `skip` is that skip's channel count. */
+  | { readonly kind: "concat"; readonly skip: number }
+  /**
+   * The time embedding: fixed Fourier features of the model's time input t ([N]: sin and cos of
+   * t times `features` / 2 log-spaced frequencies from 1 to 1000) through `body` (vectors).
+   * Identity on the image; the `cond` blocks after it read the embedding.
+   */
+  | { readonly kind: "embed"; readonly features: number; readonly body: readonly Block[] }
+  /** x + Dense(embedding) broadcast over H, W; `embed` is the embedding's width. */
+  | { readonly kind: "cond"; readonly embed: number }
   /** body(x) + shortcut(x) (an empty shortcut is the identity). */
   | {
     readonly kind: "residual";
@@ -38,6 +58,16 @@ export function convPad(block: Block & { kind: "conv" }): number {
 }
 
 export const BN_EPS = 1e-5;
+export const GN_EPS = 1e-5;
+
+/** The embed block's frequencies: features / 2 of them, log-spaced from 1 to 1000. */
+export function fourierFrequencies(features: number): Float32Array {
+  const half = features / 2;
+  return Float32Array.from(
+    { length: half },
+    (_, k) => Math.exp((k * Math.log(1000)) / Math.max(1, half - 1)),
+  );
+}
 export const BN_MOMENTUM = 0.1;
 
 /** Activation shape without the batch axis: [C, H, W] for images, [F] for vectors. */
@@ -118,27 +148,124 @@ export function predictionHead(hidden: number, out: number): Block[] {
   }];
 }
 
+export interface UnetPreset {
+  /** Channel widths of the three levels (full, half and quarter resolution). */
+  readonly widths: readonly [number, number, number];
+  /** Width of the time embedding. */
+  readonly embed: number;
+  /** Fourier features of t (sin and cos). */
+  readonly features: number;
+}
+
+export const UNET_PRESETS: Readonly<Record<string, UnetPreset>> = {
+  tiny: { widths: [16, 32, 32], embed: 64, features: 32 },
+  small: { widths: [32, 64, 64], embed: 128, features: 64 },
+};
+
+const GN_GROUPS = 8;
+
+/**
+ * GroupNorm-SiLU-Conv3x3, + Dense(time embedding), GroupNorm-SiLU-Conv3x3 (zero-initialised), plus
+ * the input (through a 1x1 conv when the width changes).
+ */
+function timeResBlock(cin: number, cout: number, embed: number): Block {
+  const norm = (c: number): Block => ({ kind: "groupnorm", groups: Math.min(GN_GROUPS, c) });
+  const silu: Block = { kind: "silu" };
+  const conv3 = (zero = false): Block => ({
+    kind: "conv",
+    out: cout,
+    kernel: 3,
+    stride: 1,
+    bias: true,
+    zero,
+  });
+  return {
+    kind: "residual",
+    body: [norm(cin), silu, conv3(), { kind: "cond", embed }, norm(cout), silu, conv3(true)],
+    shortcut: cin === cout ? [] : [{ kind: "conv", out: cout, kernel: 1, stride: 1, bias: true }],
+  };
+}
+
+/**
+ * The velocity U-Net for [C, H, W] images with H and W divisible by 4: a stem conv, per level one
+ * time-conditioned residual block (two at the bottom), stride-2 convs down, nearest upsampling
+ * up, and concatenated skips at every level including the full-resolution one (they let the
+ * network copy training images, which is what the memorization study measures). No attention.
+ */
+export function velocityUnet(channels: number, preset: UnetPreset): Block[] {
+  const [w1, w2, w3] = preset.widths;
+  const { embed } = preset;
+  const down = (out: number): Block => ({ kind: "conv", out, kernel: 3, stride: 2, bias: true });
+  return [
+    {
+      kind: "embed",
+      features: preset.features,
+      body: [{ kind: "dense", out: embed, bias: true }, { kind: "silu" }, {
+        kind: "dense",
+        out: embed,
+        bias: true,
+      }],
+    },
+    { kind: "conv", out: w1, kernel: 3, stride: 1, bias: true },
+    timeResBlock(w1, w1, embed),
+    { kind: "push" },
+    down(w2),
+    timeResBlock(w2, w2, embed),
+    { kind: "push" },
+    down(w3),
+    timeResBlock(w3, w3, embed),
+    timeResBlock(w3, w3, embed),
+    { kind: "upsample" },
+    { kind: "concat", skip: w2 },
+    timeResBlock(w3 + w2, w2, embed),
+    { kind: "upsample" },
+    { kind: "concat", skip: w1 },
+    timeResBlock(w2 + w1, w1, embed),
+    { kind: "groupnorm", groups: Math.min(GN_GROUPS, w1) },
+    { kind: "silu" },
+    { kind: "conv", out: channels, kernel: 3, stride: 1, bias: true },
+  ];
+}
+
 /** Walks the blocks, calling `visit` with each block's path-derived name and input shape. */
 export function walk(
   blocks: readonly Block[],
   input: ActShape,
   visit: (block: Block, name: string, shape: ActShape) => void,
   prefix = "",
+  skips: ActShape[] = [],
 ): ActShape {
   let shape = input;
   blocks.forEach((block, i) => {
     const name = `${prefix}${i}`;
     visit(block, name, shape);
-    shape = block.kind === "residual"
-      ? (() => {
+    switch (block.kind) {
+      case "residual": {
         const out = walk(block.body, shape, visit, `${name}.body.`);
         const short = walk(block.shortcut, shape, visit, `${name}.shortcut.`);
         if (out.join() !== short.join()) {
           throw new Error(`residual ${name}: body [${out}] vs shortcut [${short}]`);
         }
-        return out;
-      })()
-      : outputShape(block, shape);
+        shape = out;
+        break;
+      }
+      case "embed":
+        walk(block.body, [block.features], visit, `${name}.body.`);
+        break;
+      case "push":
+        skips.push(shape);
+        break;
+      case "concat": {
+        const skip = skips.pop();
+        if (!skip || skip[0] !== block.skip || skip[1] !== shape[1] || skip[2] !== shape[2]) {
+          throw new Error(`concat ${name}: skip [${skip}] does not fit [${shape}]`);
+        }
+        shape = outputShape(block, shape);
+        break;
+      }
+      default:
+        shape = outputShape(block, shape);
+    }
   });
   return shape;
 }
@@ -157,6 +284,10 @@ export function outputShape(block: Block, shape: ActShape): ActShape {
       return [shape[0]];
     case "dense":
       return [block.out];
+    case "upsample":
+      return [shape[0], 2 * shape[1], 2 * shape[2]];
+    case "concat":
+      return [shape[0] + block.skip, shape[1], shape[2]];
     case "residual":
       throw new Error("outputShape: walk() handles residual blocks");
     default:
@@ -168,29 +299,41 @@ export function outputShape(block: Block, shape: ActShape): ActShape {
 export function paramSpecs(blocks: readonly Block[], input: ActShape): ParamSpec[] {
   const specs: ParamSpec[] = [];
   walk(blocks, input, (block, name, shape) => {
-    if (block.kind === "conv" || block.kind === "dense") {
-      // Conv weights are [out, in, kh, kw] (ONNX), dense weights [in, out] (x W).
+    if (block.kind === "conv" || block.kind === "dense" || block.kind === "cond") {
+      // Conv weights are [out, in, kh, kw] (ONNX), dense weights [in, out] (x W); a cond block is
+      // a dense layer from the embedding to the channels.
       const conv = block.kind === "conv";
-      const fanIn = conv ? shape[0] * block.kernel * block.kernel : shape[0];
-      const weight = conv
-        ? [block.out, shape[0], block.kernel, block.kernel]
+      const [fanIn, out] = conv
+        ? [shape[0] * block.kernel * block.kernel, block.out]
+        : block.kind === "cond"
+        ? [block.embed, shape[0]]
         : [shape[0], block.out];
-      specs.push({ name: `${name}.weight`, shape: weight, init: "weight", fanIn, trainable: true });
-      if (block.bias) {
+      const weight = conv ? [out, shape[0], block.kernel, block.kernel] : [fanIn, out];
+      const zero = conv && block.zero;
+      specs.push({
+        name: `${name}.weight`,
+        shape: weight,
+        init: zero ? "zero" : "weight",
+        fanIn,
+        trainable: true,
+      });
+      if (block.kind === "cond" || block.bias) {
         specs.push({
           name: `${name}.bias`,
-          shape: [block.out],
-          init: "bias",
+          shape: [out],
+          init: zero ? "zero" : "bias",
           fanIn,
           trainable: true,
         });
       }
-    } else if (block.kind === "batchnorm") {
+    } else if (block.kind === "groupnorm" || block.kind === "batchnorm") {
       const c = [shape[0]];
       specs.push({ name: `${name}.scale`, shape: c, init: "one", fanIn: 0, trainable: true });
       specs.push({ name: `${name}.shift`, shape: c, init: "zero", fanIn: 0, trainable: true });
-      specs.push({ name: `${name}.mean`, shape: c, init: "zero", fanIn: 0, trainable: false });
-      specs.push({ name: `${name}.var`, shape: c, init: "one", fanIn: 0, trainable: false });
+      if (block.kind === "batchnorm") {
+        specs.push({ name: `${name}.mean`, shape: c, init: "zero", fanIn: 0, trainable: false });
+        specs.push({ name: `${name}.var`, shape: c, init: "one", fanIn: 0, trainable: false });
+      }
     }
   });
   return specs;

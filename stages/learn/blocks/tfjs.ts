@@ -4,7 +4,7 @@
 
 import * as tf from "@tensorflow/tfjs";
 import type { Block } from "./model.ts";
-import { BN_EPS, convPad } from "./model.ts";
+import { BN_EPS, convPad, fourierFrequencies, GN_EPS } from "./model.ts";
 
 export type TfParams = Map<string, tf.Tensor>;
 
@@ -12,6 +12,13 @@ export type TfParams = Map<string, tf.Tensor>;
 export interface BatchStats {
   readonly mean: tf.Tensor;
   readonly variance: tf.Tensor;
+}
+
+/** What blocks share across the walk: the time input and its embedding, and the skip stack. */
+interface Context {
+  readonly t?: tf.Tensor;
+  embedding?: tf.Tensor;
+  readonly skips: tf.Tensor[];
 }
 
 /**
@@ -25,6 +32,7 @@ export function forward(
   training: boolean,
   stats?: Map<string, BatchStats>,
   prefix = "",
+  context: Context = { skips: [] },
 ): tf.Tensor {
   let y = x;
   blocks.forEach((block, i) => {
@@ -76,9 +84,65 @@ export function forward(
         y = tf.div(y, tf.maximum(tf.norm(y, 2, 1, true), 1e-12));
         break;
       case "residual": {
-        const body = forward(block.body, params, y, training, stats, `${name}.body.`);
-        const shortcut = forward(block.shortcut, params, y, training, stats, `${name}.shortcut.`);
+        const body = forward(block.body, params, y, training, stats, `${name}.body.`, context);
+        const shortcut = forward(
+          block.shortcut,
+          params,
+          y,
+          training,
+          stats,
+          `${name}.shortcut.`,
+          context,
+        );
         y = tf.add(body, shortcut);
+        break;
+      }
+      case "groupnorm": {
+        const [n, h, w, c] = y.shape;
+        const grouped = tf.reshape(y, [n, h, w, block.groups, c / block.groups]);
+        const { mean, variance } = tf.moments(grouped, [1, 2, 4], true);
+        const xhat = tf.reshape(
+          tf.div(tf.sub(grouped, mean), tf.sqrt(tf.add(variance, GN_EPS))),
+          [n, h, w, c],
+        );
+        y = tf.add(tf.mul(xhat, p("scale")), p("shift"));
+        break;
+      }
+      case "silu":
+        y = tf.mul(y, tf.sigmoid(y));
+        break;
+      case "upsample": {
+        // Each pixel copied into a 2x2 block by concatenations: tf.image.resizeNearestNeighbor's
+        // gradient in tfjs 4.22's cpu backend is wrong for batches above 1 (it sums every
+        // sample into the first), and tile has no gradient at rank 6.
+        const [n, h, w, c] = y.shape;
+        const wide = tf.reshape(tf.concat([y, y], 3), [n, h, 2 * w, c]);
+        y = tf.reshape(tf.concat([wide, wide], 2), [n, 2 * h, 2 * w, c]);
+        break;
+      }
+      case "push":
+        context.skips.push(y);
+        break;
+      case "concat":
+        y = tf.concat([y, context.skips.pop()!], 3);
+        break;
+      case "embed": {
+        if (!context.t) throw new Error("tfjs forward: an embed block needs the time input t");
+        const angles = tf.mul(
+          tf.reshape(context.t, [-1, 1]),
+          tf.tensor(fourierFrequencies(block.features), [1, block.features / 2]),
+        );
+        const features = tf.concat([tf.sin(angles), tf.cos(angles)], 1);
+        context.embedding = forward(block.body, params, features, training, stats, `${name}.body.`);
+        break;
+      }
+      case "cond": {
+        if (!context.embedding) throw new Error("tfjs forward: a cond block before any embed");
+        const shift = tf.add(
+          tf.matMul(context.embedding as tf.Tensor2D, p("weight") as tf.Tensor2D),
+          p("bias"),
+        );
+        y = tf.add(y, tf.reshape(shift, [-1, 1, 1, shift.shape[1]!]));
         break;
       }
     }
@@ -94,4 +158,14 @@ export function tfParams(
   return new Map(
     [...params].map(([name, values]) => [name, tf.tensor(values, [...shapes.get(name)!])]),
   );
+}
+
+/** A time-conditioned model (a velocity U-Net): x [N, H, W, C], t [N]. */
+export function forwardTimed(
+  blocks: readonly Block[],
+  params: TfParams,
+  x: tf.Tensor,
+  t: tf.Tensor,
+): tf.Tensor {
+  return forward(blocks, params, x, true, undefined, "", { t, skips: [] });
 }

@@ -14,10 +14,23 @@
 //   dense     dx = dy W^T; dW = x^T dy; db = sum(dy)
 //   l2norm    dx = (dy - y sum(y dy)) / |x|
 //   residual  dx = body'(dy) + shortcut'(dy)
+//   groupnorm batch norm's formula per (sample, group)
+//   silu      dx = dy s (1 + x (1 - s)), s = sigmoid(x)
+//   upsample  dx = dy summed over each 2x2 block
+//   concat    dx, dskip = dy split along channels; dskip joins the gradient at the push
+//   cond      dx = dy; g = sum_hw(dy); dW = e^T g; db = sum(g); de += g W^T
+//   embed     the embedding's gradient (summed over every cond) through the embedding MLP
 
 import type { GraphBuilder } from "../../../core/onnx.ts";
 import type { ActShape, Block } from "../blocks/model.ts";
-import { BN_EPS, BN_MOMENTUM, convPad, outputShape } from "../blocks/model.ts";
+import {
+  BN_EPS,
+  BN_MOMENTUM,
+  convPad,
+  fourierFrequencies,
+  GN_EPS,
+  outputShape,
+} from "../blocks/model.ts";
 
 interface Entry {
   readonly block: Block;
@@ -42,7 +55,16 @@ export interface Tape {
   readonly entries: Entry[];
   /** Updated batch-norm running statistics: parameter name -> graph value. */
   readonly running: Map<string, string>;
+  /** The time input t ([N]) of a time-conditioned model (embed blocks read it). */
+  readonly time?: string;
+  /** Set by the embed block: the embedding the cond blocks read. */
+  embedding?: string;
+  /** Values kept by push blocks for their concat. */
+  skips?: string[];
 }
+
+/** Gradient map key under which cond blocks sum the embedding's gradient. */
+const embeddingGrad = (embedding: string) => `@${embedding}`;
 
 function ints(values: readonly number[]) {
   return { ints: values };
@@ -171,6 +193,101 @@ export function emitTapedForward(
         saved.norm = norm;
         break;
       }
+      case "groupnorm": {
+        const groups = block.groups;
+        const [xg] = g.node("Reshape", [x, shapeConst(g, `${name}.gshape`, [0, groups, -1])]);
+        const reduceMean = (v: string) =>
+          g.node("ReduceMean", [v], { attributes: { axes: ints([2]), keepdims: { int: 1 } } })[0];
+        const [centred] = g.node("Sub", [xg, reduceMean(xg)]);
+        const variance = reduceMean(g.node("Mul", [centred, centred])[0]);
+        const [invStd] = g.node(
+          "Reciprocal",
+          g.node(
+            "Sqrt",
+            g.node("Add", [
+              variance,
+              scalar(g, `${name}.eps`, GN_EPS),
+            ]),
+          ),
+        );
+        const [xhatGrouped] = g.node("Mul", [centred, invStd]);
+        const [xhat] = g.node("Reshape", [xhatGrouped, ...g.node("Shape", [x])]);
+        const cshape = shapeConst(g, `${name}.cshape`, [1, current[0], 1, 1]);
+        const [gamma] = g.node("Reshape", [param(`${name}.scale`), cshape]);
+        const [beta] = g.node("Reshape", [param(`${name}.shift`), cshape]);
+        [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
+        Object.assign(saved, { xhat, xhatGrouped, invStd, gamma });
+        break;
+      }
+      case "silu": {
+        const [s] = g.node("Sigmoid", [x]);
+        [y] = g.node("Mul", [x, s]);
+        saved.sigmoid = s;
+        break;
+      }
+      case "upsample":
+        [y] = g.node("Resize", [
+          x,
+          "",
+          g.constant(`${name}.scales`, Float32Array.of(1, 1, 2, 2), [4]),
+        ], {
+          attributes: {
+            mode: { string: "nearest" },
+            coordinate_transformation_mode: { string: "asymmetric" },
+            nearest_mode: { string: "floor" },
+          },
+        });
+        break;
+      case "push":
+        (tape.skips ??= []).push(x);
+        y = x;
+        break;
+      case "concat": {
+        const skip = tape.skips?.pop();
+        if (!skip) throw new Error(`concat ${name}: no skip pushed`);
+        [y] = g.node("Concat", [x, skip], { attributes: { axis: { int: 1 } } });
+        break;
+      }
+      case "embed": {
+        if (!tape.time) throw new Error(`embed ${name}: the graph has no time input`);
+        const half = block.features / 2;
+        const [angles] = g.node("Mul", [
+          ...g.node("Unsqueeze", [tape.time, shapeConst(g, `${name}.axis`, [1])]),
+          g.constant(`${name}.freqs`, fourierFrequencies(block.features), [1, half]),
+        ]);
+        const [features] = g.node("Concat", [
+          ...g.node("Sin", [angles]),
+          ...g.node("Cos", [angles]),
+        ], { attributes: { axis: { int: 1 } } });
+        body = [];
+        tape.embedding = emitTapedForward(
+          g,
+          block.body,
+          features,
+          [block.features],
+          param,
+          tape,
+          body,
+          `${name}.body.`,
+        );
+        saved.embedding = tape.embedding;
+        y = x;
+        break;
+      }
+      case "cond": {
+        const embedding = tape.embedding;
+        if (!embedding) throw new Error(`cond ${name}: no embed block before it`);
+        const [shift] = g.node("Add", [
+          ...g.node("MatMul", [embedding, param(`${name}.weight`)]),
+          param(`${name}.bias`),
+        ]);
+        [y] = g.node("Add", [
+          x,
+          ...g.node("Unsqueeze", [shift, shapeConst(g, `${name}.axes`, [2, 3])]),
+        ]);
+        saved.embedding = embedding;
+        break;
+      }
       case "residual": {
         body = [];
         shortcut = [];
@@ -214,6 +331,7 @@ export function emitBackward(
   batch: number,
   param: (name: string) => string,
   grads: Map<string, string>,
+  skipGrads: string[] = [],
 ): string {
   const add = (name: string, value: string) => {
     const previous = grads.get(name);
@@ -341,9 +459,94 @@ export function emitBackward(
         [d] = g.node("Div", [...g.node("Sub", [d, ...g.node("Mul", [y, dot])]), saved.norm]);
         break;
       }
+      case "groupnorm": {
+        const { xhat, xhatGrouped, invStd, gamma } = saved;
+        const axes = shapeConst(g, `${name}.gaxes`, [0, 2, 3]);
+        const sum = (v: string) =>
+          g.node("ReduceSum", [v, axes], { attributes: { keepdims: { int: 0 } } })[0];
+        add(`${name}.scale`, sum(g.node("Mul", [d, xhat])[0]));
+        add(`${name}.shift`, sum(d));
+        const [dxhat] = g.node("Reshape", [
+          ...g.node("Mul", [d, gamma]),
+          shapeConst(g, `${name}.bgshape`, [batch, block.groups, -1]),
+        ]);
+        const mean = (v: string) =>
+          g.node("ReduceMean", [v], { attributes: { axes: ints([2]), keepdims: { int: 1 } } })[0];
+        const [inner] = g.node("Sub", [
+          ...g.node("Sub", [dxhat, mean(dxhat)]),
+          ...g.node("Mul", [xhatGrouped, mean(g.node("Mul", [dxhat, xhatGrouped])[0])]),
+        ]);
+        [d] = g.node("Reshape", [
+          ...g.node("Mul", [inner, invStd]),
+          shapeConst(g, `${name}.xshape`, [batch, ...shape]),
+        ]);
+        break;
+      }
+      case "silu": {
+        const s = saved.sigmoid;
+        const [slope] = g.node("Add", [
+          ...g.node("Mul", [x, ...g.node("Sub", [scalar(g, `${name}.one`, 1), s])]),
+          `${name}.one`,
+        ]);
+        [d] = g.node("Mul", [d, ...g.node("Mul", [s, slope])]);
+        break;
+      }
+      case "upsample": {
+        const [c, h, w] = shape;
+        [d] = g.node("ReduceSum", [
+          ...g.node("Reshape", [d, shapeConst(g, `${name}.blocks`, [batch, c, h, 2, w, 2])]),
+          shapeConst(g, `${name}.baxes`, [3, 5]),
+        ], { attributes: { keepdims: { int: 0 } } });
+        break;
+      }
+      case "push": {
+        const skip = skipGrads.pop();
+        if (!skip) throw new Error(`push ${name}: no gradient from its concat`);
+        [d] = g.node("Add", [d, skip]);
+        break;
+      }
+      case "concat": {
+        const [dx, dskip] = g.node("Split", [
+          d,
+          shapeConst(g, `${name}.split`, [shape[0], block.skip]),
+        ], { outputs: 2, attributes: { axis: { int: 1 } } });
+        skipGrads.push(dskip);
+        d = dx;
+        break;
+      }
+      case "cond": {
+        const [perChannel] = g.node("ReduceSum", [d, shapeConst(g, `${name}.hw`, [2, 3])], {
+          attributes: { keepdims: { int: 0 } },
+        });
+        const embedding = saved.embedding;
+        add(
+          `${name}.weight`,
+          g.node("MatMul", [...g.node("Transpose", [embedding]), perChannel])[0],
+        );
+        add(
+          `${name}.bias`,
+          g.node("ReduceSum", [perChannel, shapeConst(g, `${name}.ba`, [0])], {
+            attributes: { keepdims: { int: 0 } },
+          })[0],
+        );
+        add(
+          embeddingGrad(embedding),
+          g.node("MatMul", [perChannel, ...g.node("Transpose", [param(`${name}.weight`)])])[0],
+        );
+        break;
+      }
+      case "embed": {
+        const key = embeddingGrad(saved.embedding);
+        const dEmbedding = grads.get(key);
+        if (dEmbedding) {
+          grads.delete(key);
+          emitBackward(g, entries[e].body!, dEmbedding, batch, param, grads);
+        }
+        break;
+      }
       case "residual": {
-        const a = emitBackward(g, entries[e].body!, d, batch, param, grads);
-        const b = emitBackward(g, entries[e].shortcut!, d, batch, param, grads);
+        const a = emitBackward(g, entries[e].body!, d, batch, param, grads, skipGrads);
+        const b = emitBackward(g, entries[e].shortcut!, d, batch, param, grads, skipGrads);
         [d] = g.node("Add", [a, b]);
         break;
       }

@@ -1,6 +1,7 @@
 // A gradient graph for checking and for the training step: inputs x (NHWC or [N, F]), every
 // parameter, and dy; outputs y, dx ("dx") and each trainable parameter's gradient
-// ("grad.<name>"). Batch norm runs in training mode.
+// ("grad.<name>"). Batch norm runs in training mode. A time-conditioned model (one with an embed
+// block) also takes "t" [N].
 
 import { GraphBuilder } from "../../../core/onnx.ts";
 import type { ActShape, Block, ParamSpec } from "../blocks/model.ts";
@@ -24,10 +25,18 @@ export function gradientModel(blocks: readonly Block[], input: ActShape, batch: 
   const imageOut = out.length === 3;
   const outputShape = imageOut ? [batch, out[1], out[2], out[0]] : [batch, ...out];
   g.input("dy", "float", outputShape);
+  const timed = blocks.some((b) => b.kind === "embed");
+  if (timed) g.input("t", "float", [batch]);
   const [nchw] = image
     ? g.node("Transpose", ["x"], { attributes: { perm: { ints: [0, 3, 1, 2] } } })
     : ["x"];
-  const tape: Tape = { batch, training: true, entries: [], running: new Map() };
+  const tape: Tape = {
+    batch,
+    training: true,
+    entries: [],
+    running: new Map(),
+    time: timed ? "t" : undefined,
+  };
   const param = (name: string) => name;
   const y = emitTapedForward(g, blocks, nchw, shape, param, tape);
   const toNhwc = { attributes: { perm: { ints: [0, 2, 3, 1] } } };

@@ -6,9 +6,15 @@ import * as tf from "@tensorflow/tfjs";
 import { createSession, ort } from "../../../../core/onnx.ts";
 import { Rng } from "../../../../core/rng.ts";
 import { initParams } from "../../../../stages/learn/blocks/init.ts";
-import { predictionHead, projectionHead, smallCnn } from "../../../../stages/learn/blocks/model.ts";
+import {
+  predictionHead,
+  projectionHead,
+  smallCnn,
+  UNET_PRESETS,
+  velocityUnet,
+} from "../../../../stages/learn/blocks/model.ts";
 import type { ActShape, Block } from "../../../../stages/learn/blocks/model.ts";
-import { forward } from "../../../../stages/learn/blocks/tfjs.ts";
+import { forward, forwardTimed } from "../../../../stages/learn/blocks/tfjs.ts";
 import { gradientModel } from "../../../../stages/learn/graph/gradient.ts";
 import { maxRelativeError } from "../../../_shared.ts";
 
@@ -36,6 +42,10 @@ async function check(
     if (name.endsWith(".scale")) v.set(random(v.length, name).map((z) => 1 + 0.2 * z));
     if (name.endsWith(".shift")) v.set(random(v.length, name).map((z) => 0.1 * z));
   }
+  // Zero-initialised convs (a U-Net's residual outputs) would zero the gradients behind them.
+  for (const s of specs.filter((s) => s.init === "zero" && s.trainable)) {
+    params.get(s.name)!.set(random(params.get(s.name)!.length, s.name).map((z) => 0.1 * z));
+  }
   const xShape = [batch, ...input];
   const x = random(xShape.reduce((a, b) => a * b, 1), "x");
   const dy = random(outputShape.reduce((a, b) => a * b, 1), "dy");
@@ -44,6 +54,10 @@ async function check(
     x: new ort.Tensor("float32", x, xShape),
     dy: new ort.Tensor("float32", dy, outputShape),
   };
+  // Time-conditioned models: t spread over [0, 1].
+  const timed = blocks.some((b) => b.kind === "embed");
+  const t = Float32Array.from({ length: batch }, (_, i) => (i + 0.5) / batch);
+  if (timed) feeds.t = new ort.Tensor("float32", t, [batch]);
   for (const s of specs) {
     feeds[s.name] = new ort.Tensor("float32", params.get(s.name)!, [...s.shape]);
   }
@@ -61,7 +75,10 @@ async function check(
     const f = (xt: tf.Tensor, ...ps: tf.Tensor[]) => {
       const all = new Map<string, tf.Tensor>(fixed);
       trainable.forEach((s, i) => all.set(s.name, ps[i]));
-      return tf.sum(tf.mul(forward(blocks, all, xt, true), tf.tensor(dy, outputShape)));
+      const y = timed
+        ? forwardTimed(blocks, all, xt, tf.tensor(t, [batch]))
+        : forward(blocks, all, xt, true);
+      return tf.sum(tf.mul(y, tf.tensor(dy, outputShape)));
     };
     const grads = tf.grads(f)([
       tf.tensor(x, xShape),
@@ -209,4 +226,50 @@ Deno.test("finite differences agree with the compiled gradients (float32, tiny s
 
 Deno.test("SimSiam prediction head (bottleneck MLP with batch norm): gradients = tf.grads", async () => {
   assertSmall(await check(predictionHead(4, 16), [16], 8));
+});
+
+// The velocity U-Net's blocks (issue: trained flow), each alone and then the whole network.
+Deno.test("group norm (4 groups of 2 channels): gradients = tf.grads", async () => {
+  assertSmall(await check([conv(8, 3, 1, true), { kind: "groupnorm", groups: 4 }], [5, 5, 2], 3));
+});
+
+Deno.test("SiLU and nearest 2x upsampling: gradients = tf.grads", async () => {
+  assertSmall(
+    await check([conv(4, 3, 1, true), { kind: "silu" }, { kind: "upsample" }], [3, 4, 2], 2),
+  );
+});
+
+Deno.test("a concatenated skip around a stride-2 conv and an upsampling: gradients = tf.grads", async () => {
+  const blocks: Block[] = [
+    conv(4, 3, 1, true),
+    { kind: "push" },
+    conv(3, 3, 2, true),
+    { kind: "upsample" },
+    { kind: "concat", skip: 4 },
+    conv(2, 3, 1, true),
+  ];
+  assertSmall(await check(blocks, [6, 6, 2], 3));
+});
+
+Deno.test("time embedding (Fourier features, dense-SiLU-dense) added per sample: gradients = tf.grads", async () => {
+  const blocks: Block[] = [
+    {
+      kind: "embed",
+      features: 8,
+      body: [{ kind: "dense", out: 6, bias: true }, { kind: "silu" }, {
+        kind: "dense",
+        out: 6,
+        bias: true,
+      }],
+    },
+    conv(4, 3, 1, true),
+    { kind: "cond", embed: 6 },
+    { kind: "silu" },
+    { kind: "cond", embed: 6 },
+  ];
+  assertSmall(await check(blocks, [5, 5, 2], 4));
+});
+
+Deno.test("the tiny velocity U-Net at 8x8x1: gradients = tf.grads", async () => {
+  assertSmall(await check(velocityUnet(1, UNET_PRESETS.tiny), [8, 8, 1], 2));
 });
