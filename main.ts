@@ -16,6 +16,7 @@ import { describeTable3, resolveTable3Config, runTable3 } from "./pipeline/table
 import type { Table3Config } from "./pipeline/table3/run.ts";
 import type { PipelineConfig } from "./pipeline/config.ts";
 import { describeSection, parseValue, suggestion } from "./core/schema.ts";
+import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flow.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 
@@ -90,6 +91,33 @@ ${
         ).join("\n")
       }`,
   },
+  "train-flow": {
+    options: {
+      ...COMMON,
+      data: { type: "string" },
+      out: { type: "string" },
+      resume: { type: "boolean" },
+    } as Options,
+    usage:
+      `Usage: deno task run train-flow --data NAME_OR_PATH --out DIR [--resume] [--set key=value ...]
+
+Trains a velocity U-Net on the training images by the stochastic-interpolant regression (Adam, on
+sia's compiled ONNX training graphs), then exports DIR/flow.onnx and its contract DIR/flow.json
+(the onnx-flow generator loads them). Writes DIR/flow.ckpt every "every" steps (atomically),
+DIR/log.csv and DIR/delta.svg/.png (train loss, held-out loss and the estimation error delta(t)
+against the exact closed-form b*, per time bin), and DIR/train.json. Ctrl-C keeps the last
+checkpoint and exits 130; --resume continues from DIR/flow.ckpt bit for bit.
+
+  --data NAME_OR_PATH as for generate (default mnist); images need sides divisible by 4
+  --out DIR           output directory (required)
+  --resume            continue from DIR/flow.ckpt (same options; steps may grow)
+  --set key=value     a flow option below, or data.size=N (default 1024), data.* as in configs
+  --debug             stack traces on errors
+  -h, --help          this help
+
+Flow options (--set key=value):
+${describeSection(FLOW_SECTION, "  ").join("\n")}`,
+  },
 } as const;
 
 type CommandName = keyof typeof COMMANDS;
@@ -104,6 +132,7 @@ Usage:
 Commands:
   pipeline   run the whole graph from a config file
   generate   loader + generator only: .npy shards and a manifest
+  train-flow train a velocity U-Net and export it as flow.onnx + flow.json
   help       help for a command (or pass --help to it)
 
 Exit status: 0 done, 1 bad input, 2 bad flags or config keys, 130 stopped by Ctrl-C.`;
@@ -248,6 +277,7 @@ async function main(args: string[]): Promise<number> {
       console.log(COMMANDS[name].usage);
       return 0;
     }
+    if (name === "train-flow") return await trainFlowCommand(flags);
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
       : { pipeline: generateConfig(flags) };
@@ -287,6 +317,28 @@ async function main(args: string[]): Promise<number> {
     if (debug) console.error(e instanceof Error ? e.stack : e);
     else console.error("sia: rerun with --debug for the stack trace");
     return 1;
+  }
+}
+
+async function trainFlowCommand(flags: Record<string, unknown>): Promise<number> {
+  if (typeof flags.out !== "string") throw keyError("--out", "missing (pass --out DIR)");
+  const config = resolveFlowConfig(
+    typeof flags.data === "string" ? flags.data : "mnist",
+    flags.out,
+    asList(flags.set as string[]),
+  );
+  let onSignal = () => {};
+  const stop = new Promise<void>((resolve) => (onSignal = resolve));
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const result = await trainFlow(config, {
+      resume: flags.resume === true,
+      log: (line) => console.error(line),
+      stop,
+    });
+    return result.interrupted ? 130 : 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
   }
 }
 

@@ -39,3 +39,27 @@ export function forwardModel(blocks: readonly Block[], input: ActShape, options:
   g.output("y", "float", ["N", "F"]);
   return { model: g.build(), specs };
 }
+
+/**
+ * A time-conditioned model (a velocity network) as the flow contract wants it: inputs "x"
+ * [N, C, H, W] and "t" [N], output "out" [N, C, H, W], any batch size. `shape` is [C, H, W].
+ */
+export function timedForwardModel(
+  blocks: readonly Block[],
+  shape: readonly [number, number, number],
+  params: Params | "inputs",
+): Uint8Array {
+  const specs = paramSpecs(blocks, shape);
+  const g = new GraphBuilder("flow");
+  const x = g.input("x", "float", ["N", ...shape]);
+  const t = g.input("t", "float", ["N"]);
+  for (const spec of specs) {
+    if (params === "inputs") g.input(spec.name, "float", spec.shape);
+    else g.constant(spec.name, params.get(spec.name)!, spec.shape);
+  }
+  const tape = { batch: null, training: true, entries: [], running: new Map(), time: t };
+  const out = emitTapedForward(g, blocks, x, shape, (name) => name, tape);
+  g.node("Identity", [out], { outputs: ["out"] });
+  g.output("out", "float", ["N", ...shape]);
+  return g.build();
+}

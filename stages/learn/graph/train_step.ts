@@ -34,7 +34,7 @@ export interface StepSpec {
  */
 export type LossSpec =
   | { readonly kind: "ntxent"; readonly tau: number }
-  /** Regression: input "target" [rows, out]. */
+  /** Regression: input "target" of the output's shape ([rows, out], or NHWC images). */
   | { readonly kind: "mse" }
   /** MoCo v2: inputs "keys" [rows, out] (the key encoder's outputs) and "queue" [queue, out]. */
   | { readonly kind: "moco"; readonly tau: number; readonly queue: number }
@@ -61,9 +61,12 @@ export function trainStep(spec: StepSpec): StepGraph {
   const rows = spec.loss.kind === "mse" ? spec.batch : 2 * spec.batch;
   const params = paramSpecs(spec.blocks, shape);
   const out = walk(spec.blocks, shape, () => {});
-  if (out.length !== 1) {
-    throw new Error(`trainStep: the model must end in vectors, ends in [${out}]`);
+  // Image outputs (a velocity network's) leave in NHWC, as sia's batches, and need a regression.
+  const imageOut = out.length === 3;
+  if (out.length !== 1 && !(imageOut && spec.loss.kind === "mse")) {
+    throw new Error(`trainStep: only an mse loss takes image outputs, the model ends in [${out}]`);
   }
+  const outShape = imageOut ? [rows, out[1], out[2], out[0]] : [rows, out[0]];
   const g = new GraphBuilder("train_step");
   g.input("x", "float", [rows, ...spec.input]);
   for (const p of params) g.input(p.name, "float", p.shape);
@@ -78,14 +81,25 @@ export function trainStep(spec: StepSpec): StepGraph {
   const [nchw] = image
     ? g.node("Transpose", ["x"], { attributes: { perm: { ints: [0, 3, 1, 2] } } })
     : ["x"];
-  const tape: Tape = { batch: rows, training: true, entries: [], running: new Map() };
-  const y = emitTapedForward(g, spec.blocks, nchw, shape, (name) => name, tape);
-  const dim = out[0];
   const inputs: { name: string; shape: readonly number[] }[] = [];
   const input = (name: string, shape: readonly number[]) => {
     inputs.push({ name, shape });
     return g.input(name, "float", shape);
   };
+  // A time-conditioned model (an embed block) takes t [rows] every step.
+  const timed = spec.blocks.some((b) => b.kind === "embed");
+  const tape: Tape = {
+    batch: rows,
+    training: true,
+    entries: [],
+    running: new Map(),
+    time: timed ? input("t", [rows]) : undefined,
+  };
+  const yNchw = emitTapedForward(g, spec.blocks, nchw, shape, (name) => name, tape);
+  const [y] = imageOut
+    ? g.node("Transpose", [yNchw], { attributes: { perm: { ints: [0, 2, 3, 1] } } })
+    : [yNchw];
+  const dim = out[0];
   let loss: string;
   let dy: string;
   switch (spec.loss.kind) {
@@ -93,7 +107,8 @@ export function trainStep(spec: StepSpec): StepGraph {
       ({ loss, dz: dy } = emitNtXent(g, y, rows, spec.loss.tau));
       break;
     case "mse":
-      ({ loss, dy } = emitMse(g, y, input("target", [rows, dim]), rows * dim));
+      ({ loss, dy } = emitMse(g, y, input("target", outShape), outShape.reduce((a, b) => a * b)));
+      if (imageOut) [dy] = g.node("Transpose", [dy], { attributes: { perm: { ints: [0, 3, 1, 2] } } });
       break;
     case "moco": {
       const keys = input("keys", [rows, dim]);
@@ -119,7 +134,7 @@ export function trainStep(spec: StepSpec): StepGraph {
   g.output("loss", "float", []);
   // The model's output too, for collapse indicators (feature spread, code entropy).
   g.node("Identity", [y], { outputs: ["y"] });
-  g.output("y", "float", [rows, dim]);
+  g.output("y", "float", outShape);
   const grads = new Map<string, string>();
   emitBackward(g, tape.entries, dy, rows, (name) => name, grads);
   let gradList = trainable.map((p) => grads.get(p.name)!);
