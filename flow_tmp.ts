@@ -1,13 +1,3 @@
-import { FlowLearner } from "./stages/learn/flow.ts";
-const imgs = new Float32Array(256 * 784).map(() => Math.random());
-const f = await FlowLearner.create(imgs, [28, 28, 1], {
-  preset: "tiny", batch: 64, lr: 2e-3, warmup: 20, steps: 200, ema: 0.999, clip: 1, target: "velocity",
-  interpolant: { schedule: "linear", gamma: "none" }, efmExtra: 0, seed: 0,
-});
-for (let i = 0; i < 4; i++) {
-  let t0 = performance.now();
-  const p = f.stepPairs(i);
-  const t1 = performance.now();
-  await f.step();
-  console.log("pairs", (t1 - t0).toFixed(0), "step", (performance.now() - t1).toFixed(0));
-}
+import { UNET_PRESETS, velocityUnet, paramSpecs } from "./stages/learn/blocks/model.ts";
+await Deno.writeTextFile("/tmp/unet.json", JSON.stringify(velocityUnet(1, UNET_PRESETS.tiny)));
+console.log(paramSpecs(velocityUnet(1, UNET_PRESETS.tiny), [1,28,28]).filter(s=>s.trainable).reduce((a,s)=>a+s.shape.reduce((x,y)=>x*y,1),0));

@@ -3,6 +3,7 @@
 
 import { benchAugment } from "./augment.ts";
 import { benchClosedForm } from "./closed_form.ts";
+import { benchFlow } from "./flow.ts";
 import { benchLearners } from "./learners.ts";
 import { benchTrainStep } from "./train_step.ts";
 
@@ -11,6 +12,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   augment: benchAugment,
   "train-step": benchTrainStep,
   learners: benchLearners,
+  flow: benchFlow,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));
