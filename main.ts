@@ -12,8 +12,10 @@ import {
 import { keyError, SiaError } from "./core/errors.ts";
 import { GENERATORS } from "./pipeline/registry.ts";
 import { runPipeline } from "./pipeline/run.ts";
-import { describeTable3, resolveTable3Config, runTable3 } from "./pipeline/table3/run.ts";
-import type { Table3Config } from "./pipeline/table3/run.ts";
+import { EXPERIMENTS } from "./pipeline/experiments/registry.ts";
+import type { Experiment } from "./pipeline/experiments/experiment.ts";
+import { runExperiment } from "./pipeline/experiments/run.ts";
+import { applyExperimentSet } from "./pipeline/experiments/shared.ts";
 import type { PipelineConfig } from "./pipeline/config.ts";
 import { describeSection, parseValue, suggestion } from "./core/schema.ts";
 import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flow.ts";
@@ -50,10 +52,14 @@ Runs the whole graph a config file describes: load -> generate -> .npy shards + 
 Config keys (dotted path, meaning, type, default):
 ${describeConfig().join("\n")}
 
-A config with "experiment": "table3" runs the Table 3 comparison instead (configs/table3.quick.json):
-${describeTable3().join("\n")}
-  generators.<name>.*  one "generated:<name>" arm per generator, its params as under generate.params
-  noise.*              the noised arm's noise params (r, s, k, clip)`,
+A config with "experiment": NAME runs that experiment instead (configs/table3.quick.json,
+configs/tables12.quick.json); --set then takes the experiment's keys, typed by their schema:
+${
+        Object.values(EXPERIMENTS).map((e) =>
+          `  "${e.name}": ${e.summary}\n${e.describe().join("\n")}`
+        )
+          .join("\n")
+      }`,
   },
   generate: {
     options: {
@@ -174,7 +180,7 @@ function asList(value: string | string[] | boolean | undefined): string[] {
   return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
 }
 
-type Resolved = { table3: Table3Config } | { pipeline: PipelineConfig };
+type Resolved = { experiment: Experiment; config: unknown } | { pipeline: PipelineConfig };
 
 async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved> {
   if (typeof flags.config !== "string") {
@@ -183,15 +189,20 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
   const raw = await readConfigFile(flags.config);
   if (typeof flags.out === "string") ((raw.out ??= {}) as Record<string, unknown>).dir = flags.out;
   try {
-    if (raw.experiment === "table3") {
-      for (const assignment of asList(flags.set as string[])) setPath(raw, assignment);
-      return { table3: resolveTable3Config(raw) };
-    }
     if (raw.experiment !== undefined) {
-      throw keyError(
-        "experiment",
-        `unknown experiment ${JSON.stringify(raw.experiment)} (valid: table3, or none)`,
-      );
+      const experiment = EXPERIMENTS[String(raw.experiment)];
+      if (!experiment) {
+        throw keyError(
+          "experiment",
+          `unknown experiment ${JSON.stringify(raw.experiment)}${
+            suggestion(String(raw.experiment), Object.keys(EXPERIMENTS))
+          }`,
+        );
+      }
+      for (const assignment of asList(flags.set as string[])) {
+        applyExperimentSet(raw, assignment, experiment.fields(raw));
+      }
+      return { experiment, config: experiment.resolve(raw) };
     }
     const generate = (raw.generate ??= {}) as Record<string, unknown>;
     if (typeof flags.generator === "string") {
@@ -208,23 +219,6 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
     }
     throw e;
   }
-}
-
-/** key=value on a dotted path, the value parsed as JSON when it is JSON (Table 3 configs). */
-function setPath(raw: Record<string, unknown>, assignment: string): void {
-  const eq = assignment.indexOf("=");
-  if (eq <= 0) throw keyError("--set", `expected key=value, got "${assignment}"`);
-  const parts = assignment.slice(0, eq).split(".");
-  const text = assignment.slice(eq + 1);
-  let value: unknown = text;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    // A plain string.
-  }
-  let node = raw;
-  for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
-  node[parts[parts.length - 1]] = value;
 }
 
 function generateConfig(flags: Record<string, unknown>) {
@@ -285,8 +279,8 @@ async function main(args: string[]): Promise<number> {
     const stop = new Promise<void>((resolve) => (onSignal = resolve));
     Deno.addSignalListener("SIGINT", onSignal);
     try {
-      if ("table3" in resolved) {
-        await runTable3(resolved.table3, {
+      if ("experiment" in resolved) {
+        await runExperiment(resolved.experiment, resolved.config, {
           log: (line) => console.error(line),
           print: (text) => console.log(text),
           // A run takes minutes to hours: a plain log line a minute is enough off a terminal.

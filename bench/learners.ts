@@ -11,9 +11,9 @@
 // Flags: --no-record (print only).
 
 import { filter, lastValueFrom, tap, toArray } from "rxjs";
-import { drawBatch } from "../pipeline/table3/mix.ts";
+import { drawBatch } from "../pipeline/experiments/mix.ts";
 import { Credits, paced } from "../pipeline/flow.ts";
-import { learnerFor } from "../pipeline/table3/run.ts";
+import { learnerFor } from "../pipeline/experiments/table3.ts";
 import { augmentViews } from "../stages/augment/contrastive.ts";
 import { PRESETS } from "../stages/augment/recipes.ts";
 import { initParams } from "../stages/learn/blocks/init.ts";

@@ -93,18 +93,21 @@ const conv = (out: number, kernel = 3, stride = 1): Block => ({
 const bn: Block = { kind: "batchnorm" };
 const relu: Block = { kind: "relu" };
 
-/** The 28x28x1 encoder of the PyTorch peer: conv 32-64-128 with BN and ReLU, pooling, 128-d. */
-export function smallCnn(): Block[] {
+/**
+ * The 28x28x1 encoder of the PyTorch peer: conv 32-64-128 with BN and ReLU, pooling, 128-d;
+ * `widths` narrows it (a classifier on 2 cores).
+ */
+export function smallCnn(widths: readonly [number, number, number] = [32, 64, 128]): Block[] {
   return [
-    conv(32),
+    conv(widths[0]),
     bn,
     relu,
     { kind: "maxpool", size: 2 },
-    conv(64),
+    conv(widths[1]),
     bn,
     relu,
     { kind: "maxpool", size: 2 },
-    conv(128),
+    conv(widths[2]),
     bn,
     relu,
     { kind: "gap" },

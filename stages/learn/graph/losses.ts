@@ -255,3 +255,45 @@ export function emitSwav(
   ]);
   return { loss, dscores };
 }
+
+/**
+ * Softmax cross-entropy over rows of logits [rows, classes] against "target" [rows, classes]
+ * (one-hot labels, or any distribution per row), the supervised classifier's loss:
+ *   loss = -(1/rows) sum_r sum_k target_rk log softmax(logits_r)_k.
+ * Gradient: dlogits_r = (softmax(logits_r) sum_k target_rk - target_r) / rows; the target's mass
+ * is 1 for one-hot rows, kept so the gradient is exact for any target.
+ */
+export function emitSoftmaxCrossEntropy(
+  g: GraphBuilder,
+  logits: string,
+  target: string,
+  rows: number,
+  prefix = "xent",
+): {
+  loss: string;
+  dlogits: string;
+} {
+  positiveSizes(prefix, { rows });
+  const [logProb] = g.node("LogSoftmax", [logits], { attributes: { axis: { int: 1 } } });
+  const scale = g.constant(`${prefix}.scale`, Float32Array.of(-1 / rows), []);
+  const [loss] = g.node("Mul", [
+    ...g.node("ReduceSum", [...g.node("Mul", [target, logProb])], {
+      attributes: { keepdims: { int: 0 } },
+    }),
+    scale,
+  ]);
+  const [mass] = g.node("ReduceSum", [target, featureAxis(g, prefix)], {
+    attributes: { keepdims: { int: 1 } },
+  });
+  const [dlogits] = g.node("Mul", [
+    ...g.node("Sub", [
+      ...g.node("Mul", [
+        ...g.node("Softmax", [logits], { attributes: { axis: { int: 1 } } }),
+        mass,
+      ]),
+      target,
+    ]),
+    g.constant(`${prefix}.inv_rows`, Float32Array.of(1 / rows), []),
+  ]);
+  return { loss, dlogits };
+}

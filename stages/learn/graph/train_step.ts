@@ -8,7 +8,14 @@ import type { ActShape, Block, ParamSpec } from "../blocks/model.ts";
 import { paramSpecs, walk } from "../blocks/model.ts";
 import { emitBackward, emitTapedForward } from "./backward.ts";
 import type { Tape } from "./backward.ts";
-import { emitMoco, emitMse, emitNtXent, emitSimSiam, emitSwav } from "./losses.ts";
+import {
+  emitMoco,
+  emitMse,
+  emitNtXent,
+  emitSimSiam,
+  emitSoftmaxCrossEntropy,
+  emitSwav,
+} from "./losses.ts";
 import { emitClip, emitUpdate, extraInputs, stateNames } from "./optimizers.ts";
 import type { Optimizer } from "./optimizers.ts";
 
@@ -36,6 +43,8 @@ export type LossSpec =
   | { readonly kind: "ntxent"; readonly tau: number }
   /** Regression: input "target" of the output's shape ([rows, out], or NHWC images). */
   | { readonly kind: "mse" }
+  /** Classification: the output is logits; input "target" [rows, classes] (one-hot labels). */
+  | { readonly kind: "xent" }
   /** MoCo v2: inputs "keys" [rows, out] (the key encoder's outputs) and "queue" [queue, out]. */
   | { readonly kind: "moco"; readonly tau: number; readonly queue: number }
   /** SimSiam: the output is the predictor's p; `target` is the index of the block whose output is
@@ -58,7 +67,7 @@ export interface StepGraph {
 export function trainStep(spec: StepSpec): StepGraph {
   const image = spec.input.length === 3;
   const shape: ActShape = image ? [spec.input[2], spec.input[0], spec.input[1]] : spec.input;
-  const rows = spec.loss.kind === "mse" ? spec.batch : 2 * spec.batch;
+  const rows = spec.loss.kind === "mse" || spec.loss.kind === "xent" ? spec.batch : 2 * spec.batch;
   const params = paramSpecs(spec.blocks, shape);
   const out = walk(spec.blocks, shape, () => {});
   // Image outputs (a velocity network's) leave in NHWC, as sia's batches, and need a regression.
@@ -109,6 +118,9 @@ export function trainStep(spec: StepSpec): StepGraph {
     case "mse":
       ({ loss, dy } = emitMse(g, y, input("target", outShape), outShape.reduce((a, b) => a * b)));
       if (imageOut) [dy] = g.node("Transpose", [dy], { attributes: { perm: { ints: [0, 3, 1, 2] } } });
+      break;
+    case "xent":
+      ({ loss, dlogits: dy } = emitSoftmaxCrossEntropy(g, y, input("target", [rows, dim]), rows));
       break;
     case "moco": {
       const keys = input("keys", [rows, dim]);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { cnnOptions } from "./_options.ts";
 import { lastValueFrom, of, tap, toArray } from "rxjs";
 import { Credits, paced } from "../../../pipeline/flow.ts";
-import { drawBatch } from "../../../pipeline/table3/mix.ts";
+import { drawBatch } from "../../../pipeline/experiments/mix.ts";
 import { augmentViews } from "../../../stages/augment/contrastive.ts";
 import { PRESETS } from "../../../stages/augment/recipes.ts";
 import type { Learner } from "../../../stages/learn/learner.ts";

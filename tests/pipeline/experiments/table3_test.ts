@@ -1,8 +1,12 @@
-// The Table 3 runner on a tiny config: every file with the right cells, and a resumed run (some
-// cells deleted, as after an interruption) produces the same table as the uninterrupted one.
+// Table 3 on the experiment layer, on a tiny config: every file with the right cells, a resumed
+// run (some cells deleted, as after an interruption) produces the same table as the uninterrupted
+// one, the seeds' numbers are those of the runner before the move, and Ctrl-C keeps finished cells.
 
 import assert from "node:assert/strict";
-import { resolveTable3Config, runTable3 } from "../../../pipeline/table3/run.ts";
+import { resolveTable3Config, table3 } from "../../../pipeline/experiments/table3.ts";
+import type { Table3Cell } from "../../../pipeline/experiments/table3.ts";
+import { runExperiment } from "../../../pipeline/experiments/run.ts";
+import type { RunOptions, StoredCell } from "../../../pipeline/experiments/experiment.ts";
 import { SiaError } from "../../../core/errors.ts";
 import { exists, runCli, spawnCli, withTempDir } from "../../_cli.ts";
 import { listNames } from "../../_shared.ts";
@@ -32,6 +36,9 @@ function tiny(dir: string) {
 
 const quiet = { log: () => {}, print: () => {} };
 
+const runTable3 = (config: ReturnType<typeof tiny>, options: RunOptions) =>
+  runExperiment(table3, config, options) as Promise<StoredCell<Table3Cell>[]>;
+
 Deno.test("table3 runner: every cell, every file; a resumed run gives the same table", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -40,7 +47,7 @@ Deno.test("table3 runner: every cell, every file; a resumed run gives the same t
     assert.equal(cells.length, 13);
     for (const learner of ["simclr", "moco", "simsiam", "swav"]) {
       for (const arm of ["baseline", "generated:closed-form", "noised"]) {
-        const cell = cells.find((c) => c.learner === learner && c.arm === arm)!;
+        const cell = cells.find((c) => c.key.learner === learner && c.key.arm === arm)!.result;
         assert.ok(
           cell && cell.steps === 3 && cell.testImages === 100 && Number.isFinite(cell.finalLoss),
         );
@@ -150,5 +157,44 @@ Deno.test("table3 CLI: Ctrl-C exits 130 with one line, keeps finished cells, and
     assert.match(rerun.stderr, /simclr \/ baseline \/ seed 0: done before/);
     assert.equal((await listNames(`${tmp}/out/cells`)).length, 4);
     assert.ok(await exists(`${tmp}/out/table3.md`));
+  });
+});
+
+Deno.test("table3 report: md, csv, json with every row, the paper beside; svg and png chart", async () => {
+  await withTempDir(async (dir) => {
+    const config = tiny(dir);
+    const arms = ["baseline", "generated:closed-form", "noised"];
+    const cells = ["simclr", "moco"].flatMap((learner) =>
+      arms.map((arm, i) => ({
+        experiment: "table3",
+        key: { learner, arm, seed: 0 },
+        config: "",
+        result: {
+          linear: 0.7 + 0.01 * i,
+          knn: 0.68 + 0.01 * i,
+          testImages: 100,
+          steps: 3,
+          finalLoss: 1,
+        },
+        seconds: 1,
+      }))
+    );
+    const shape = [300, 28, 28, 1] as const;
+    const data = { source: "mnist", shape } as unknown as import("../../../core/batch.ts").Dataset;
+    const shared = {
+      train: data,
+      probes: { encoder: [], input: [28, 28, 1], train: data, test: data },
+    };
+    const md = await table3.report(config, cells, shared as never, dir);
+    assert.equal(md.split("\n").filter((l) => /^\| (simclr|moco) /.test(l)).length, 6);
+    assert.match(
+      md,
+      /\| simclr \| baseline \| 70\.00 ± 0\.00 \(n=1\) \| 68\.00 ± 0\.00 \(n=1\) \| 70\.00 \| 90\.14 \|/,
+    );
+    assert.equal((await Deno.readTextFile(`${dir}/table3.csv`)).trim().split("\n").length, 1 + 12);
+    assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/table3.json`)).rows.length, 12);
+    assert.match(await Deno.readTextFile(`${dir}/table3.svg`), /^<svg/);
+    const png = await Deno.readFile(`${dir}/table3.png`);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
   });
 });

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { makeBatch } from "../../../core/batch.ts";
-import { drawBatch, realShare } from "../../../pipeline/table3/mix.ts";
+import { drawBatch, realShare } from "../../../pipeline/experiments/mix.ts";
 import { makeDataset } from "../../../stages/load/dataset.ts";
 
 const real = makeDataset(

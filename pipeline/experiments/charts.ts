@@ -1,0 +1,214 @@
+// The experiments' two charts, drawn as core/plot marks and written as SVG and PNG: bars with
+// error bars (an arm per colour, grouped by learner: Table 3), and lines over a logarithmic size
+// axis with error bars (a setting per colour, a panel per data set: Tables 1 and 2).
+
+import { atomicWrite, atomicWriteText } from "../../core/files.ts";
+import { niceTicks } from "../../core/plot/figure.ts";
+import type { Drawing, Mark } from "../../core/plot/marks.ts";
+import { encodePng } from "../../core/plot/png.ts";
+import { rasterize } from "../../core/plot/raster.ts";
+import { toSvg } from "../../core/plot/svg.ts";
+
+export const COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"];
+const INK = "#222222";
+
+/** A value with its error bar (lo, hi); lo = hi = mean draws no bar. */
+export interface Estimate {
+  readonly mean: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** `<base>.svg` and `<base>.png`, each written atomically. */
+export async function writeDrawing(drawing: Drawing, base: string): Promise<void> {
+  await atomicWriteText(`${base}.svg`, toSvg(drawing));
+  await atomicWrite(`${base}.png`, await encodePng(rasterize(drawing, 2)));
+}
+
+function text(x: number, y: number, s: string, size: number, anchor: "start" | "middle" | "end") {
+  return { kind: "text", x, y, text: s, size, color: INK, anchor } as const;
+}
+
+function errorBar(marks: Mark[], x: number, y0: number, y1: number, half: number): void {
+  marks.push({ kind: "line", x0: x, y0, x1: x, y1, width: 1.5, color: INK });
+  for (const y of [y0, y1]) {
+    marks.push({ kind: "line", x0: x - half, y0: y, x1: x + half, y1: y, width: 1.5, color: INK });
+  }
+}
+
+function legend(marks: Mark[], names: readonly string[], x0: number, y: number): void {
+  let x = x0;
+  names.forEach((name, i) => {
+    marks.push({ kind: "rect", x, y: y - 10, w: 12, h: 12, fill: COLORS[i % COLORS.length] });
+    marks.push(text(x + 16, y, name, 10, "start"));
+    x += 20 + 6 * name.length + 20;
+  });
+}
+
+function legendWidth(names: readonly string[]): number {
+  return names.reduce((w, n) => w + 20 + 6 * n.length + 20, 0);
+}
+
+/** Bars per group (x) and series (colour), with error bars, on a 5-point grid. */
+export function barChart(spec: {
+  readonly title: string;
+  readonly groups: readonly string[];
+  readonly series: readonly string[];
+  readonly value: (group: string, series: string) => Estimate | undefined;
+}): Drawing {
+  const { groups, series } = spec;
+  const width = Math.max(
+    120 + groups.length * (series.length * 36 + 30),
+    100 + legendWidth(series),
+  );
+  const height = 300;
+  const [top, bottom] = [40, 240];
+  const all = groups.flatMap((g) => series.map((s) => spec.value(g, s))).filter((e) => e);
+  const lo = Math.max(0, Math.floor(Math.min(...all.map((e) => e!.lo)) / 5) * 5 - 5);
+  const hi = Math.min(100, Math.ceil(Math.max(...all.map((e) => e!.hi)) / 5) * 5 + 5);
+  const y = (v: number) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
+  const marks: Mark[] = [
+    { kind: "rect", x: 0, y: 0, w: width, h: height, fill: "#ffffff" },
+    { ...text(width / 2, 22, spec.title, 12, "middle"), bold: true },
+    { kind: "line", x0: 70, y0: top, x1: 70, y1: bottom, width: 1, color: INK },
+    { kind: "line", x0: 70, y0: bottom, x1: width - 20, y1: bottom, width: 1, color: INK },
+  ];
+  for (let v = lo; v <= hi; v += 5) {
+    marks.push({ kind: "line", x0: 66, y0: y(v), x1: 70, y1: y(v), width: 1, color: INK });
+    marks.push(text(62, y(v) + 4, String(v), 10, "end"));
+  }
+  groups.forEach((group, gi) => {
+    const x0 = 90 + gi * (series.length * 36 + 30);
+    series.forEach((s, si) => {
+      const e = spec.value(group, s);
+      if (!e) return;
+      const x = x0 + si * 36;
+      const fill = COLORS[si % COLORS.length];
+      marks.push({ kind: "rect", x, y: y(e.mean), w: 28, h: bottom - y(e.mean), fill });
+      errorBar(marks, x + 14, y(e.hi), y(e.lo), 6);
+    });
+    marks.push(text(x0 + (series.length * 36) / 2 - 4, bottom + 16, group, 11, "middle"));
+  });
+  legend(marks, series, 80, height - 20);
+  return { width, height, marks };
+}
+
+/** One panel: lines over x (drawn on a log scale), one per series, each point with its bar. */
+export interface LinePanel {
+  readonly title: string;
+  readonly xs: readonly number[];
+  readonly series: readonly {
+    readonly name: string;
+    readonly points: readonly (Estimate | undefined)[];
+    /** Reference values at the same xs (the paper's), drawn as hollow markers. */
+    readonly reference?: readonly (number | undefined)[];
+  }[];
+}
+
+/** Panels side by side sharing the legend; x log-scaled with a tick per x, y on nice ticks. */
+export function lineChart(spec: {
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  readonly panels: readonly LinePanel[];
+}): Drawing {
+  const [plot, left, gap, top] = [300, 60, 30, 70];
+  const names = spec.panels[0]?.series.map((s) => s.name) ?? [];
+  const width = Math.max(
+    spec.panels.length * (left + plot + gap) + 20,
+    legendWidth(names) + 40,
+  );
+  const height = top + plot + 70;
+  const marks: Mark[] = [
+    { kind: "rect", x: 0, y: 0, w: width, h: height, fill: "#ffffff" },
+    { ...text(width / 2, 22, spec.title, 12, "middle"), bold: true },
+  ];
+  legend(marks, names, 20, 46);
+  spec.panels.forEach((panel, k) => {
+    const x0 = 10 + k * (left + plot + gap) + left;
+    const values = panel.series.flatMap((s) => [
+      ...s.points.flatMap((e) => (e ? [e.lo, e.hi, e.mean] : [])),
+      ...(s.reference ?? []).filter((v): v is number => v !== undefined),
+    ]).filter(Number.isFinite);
+    const lo = Math.floor(Math.min(...values) - 1);
+    const hi = Math.ceil(Math.max(...values) + 1);
+    const lx = panel.xs.map(Math.log10);
+    const [xmin, xmax] = [Math.min(...lx), Math.max(...lx)];
+    const pad = xmax > xmin ? 0.06 * (xmax - xmin) : 0.5;
+    const px = (n: number) => x0 + ((Math.log10(n) - xmin + pad) / (xmax - xmin + 2 * pad)) * plot;
+    const py = (v: number) => top + plot - ((v - lo) / (hi - lo)) * plot;
+    marks.push({ ...text(x0 + plot / 2, top - 8, panel.title, 12, "middle"), bold: true });
+    for (const v of niceTicks(lo, hi)) {
+      marks.push({
+        kind: "line",
+        x0,
+        y0: py(v),
+        x1: x0 + plot,
+        y1: py(v),
+        width: 0.8,
+        color: "#e6e6e6",
+      });
+      marks.push(text(x0 - 6, py(v) + 3.5, String(v), 10, "end"));
+    }
+    for (const n of panel.xs) {
+      marks.push({
+        kind: "line",
+        x0: px(n),
+        y0: top + plot,
+        x1: px(n),
+        y1: top + plot + 4,
+        width: 1,
+        color: INK,
+      });
+      marks.push(text(px(n), top + plot + 16, String(n), 10, "middle"));
+    }
+    marks.push(text(x0 + plot / 2, top + plot + 32, spec.xLabel, 10, "middle"));
+    marks.push({ ...text(x0 - 40, top + plot / 2, spec.yLabel, 10, "middle"), up: true });
+    panel.series.forEach((s, si) => {
+      const color = COLORS[si % COLORS.length];
+      let last: [number, number] | null = null;
+      s.points.forEach((e, i) => {
+        if (!e) {
+          last = null;
+          return;
+        }
+        const p: [number, number] = [px(panel.xs[i]), py(e.mean)];
+        if (last) {
+          marks.push({
+            kind: "line",
+            x0: last[0],
+            y0: last[1],
+            x1: p[0],
+            y1: p[1],
+            width: 1.5,
+            color,
+          });
+        }
+        last = p;
+        if (Number.isFinite(e.lo)) errorBar(marks, p[0], py(e.hi), py(e.lo), 3);
+        marks.push({ kind: "circle", cx: p[0], cy: p[1], r: 3, fill: color });
+      });
+      s.reference?.forEach((v, i) => {
+        if (v === undefined) return;
+        marks.push({
+          kind: "circle",
+          cx: px(panel.xs[i]),
+          cy: py(v),
+          r: 3.5,
+          stroke: color,
+          strokeWidth: 1,
+        });
+      });
+    });
+    marks.push({
+      kind: "rect",
+      x: x0,
+      y: top,
+      w: plot,
+      h: plot,
+      stroke: "#555555",
+      strokeWidth: 1,
+    });
+  });
+  return { width, height, marks };
+}

@@ -1,0 +1,9 @@
+// Name -> experiment, the value of a config's "experiment" key. A new experiment is one file in
+// this folder plus one line here.
+
+import type { Experiment } from "./experiment.ts";
+import { table3 } from "./table3.ts";
+
+export const EXPERIMENTS: Readonly<Record<string, Experiment>> = {
+  table3,
+};

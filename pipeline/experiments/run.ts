@@ -1,0 +1,118 @@
+// The runner every experiment shares: walk the grid, skip the cells already stored, run the rest
+// one at a time (each saved the moment it finishes), show progress and the ETA over the cells
+// still to run, stop cleanly on Ctrl-C (exit 130, finished cells kept), then write the tables
+// and charts from every finished cell.
+
+import { checkWritableDir } from "../../core/files.ts";
+import { SiaError } from "../../core/errors.ts";
+import { Progress } from "../progress.ts";
+import type { CellContext, CellKey, Experiment, RunOptions, StoredCell } from "./experiment.ts";
+import { cellLabel, configHash } from "./experiment.ts";
+import { CellStore } from "./store.ts";
+
+/** Values kept for later cells: the most recent `capacity`, so memory stays bounded. */
+function memoCache(capacity: number) {
+  const values = new Map<string, Promise<unknown>>();
+  return <T>(id: string, make: () => Promise<T>): Promise<T> => {
+    let value = values.get(id);
+    if (value) values.delete(id);
+    else value = make();
+    values.set(id, value);
+    while (values.size > capacity) values.delete(values.keys().next().value!);
+    return value as Promise<T>;
+  };
+}
+
+/** Runs every missing cell of `experiment` under `config`, then its report; returns every cell. */
+export async function runExperiment<C, S, R>(
+  experiment: Experiment<C, S, R>,
+  config: C,
+  options: RunOptions,
+): Promise<StoredCell<R>[]> {
+  const dir = experiment.outDir(config).replace(/\/+$/, "");
+  await checkWritableDir(dir);
+  const store = new CellStore(dir);
+  const keys = experiment.grid(config);
+  const hashes = await Promise.all(keys.map((key) => configHash(experiment.identity(config, key))));
+  const done = await Promise.all(
+    keys.map((key, i) => store.load<R>(experiment.name, key, hashes[i])),
+  );
+  const pending = keys.filter((_, i) => !done[i]);
+  const shared = await experiment.prepare(config, options.log);
+  const total = pending.reduce((sum, key) => sum + experiment.cost(config, key), 0);
+  const progress = options.progress
+    ? new Progress({ label: experiment.unit, total, ...options.progress })
+    : null;
+  let stopped = false;
+  const stop = options.stop ?? new Promise<void>(() => {});
+  stop.then(() => (stopped = true));
+  const cells: StoredCell<R>[] = [];
+  const interrupted = () =>
+    new SiaError(
+      `interrupted: ${cells.length} finished cells kept in ${store.dir}; run the same command to resume`,
+      130,
+    );
+  const context: CellContext<S> = {
+    shared,
+    tick: (units) => progress?.tick(units),
+    stop,
+    log: options.log,
+    memo: memoCache(4),
+  };
+  for (const [i, key] of keys.entries()) {
+    const before = done[i];
+    if (before) {
+      options.log(
+        `[sia] ${cellLabel(key)}: done before (${experiment.describeResult(before.result)})`,
+      );
+      cells.push(before);
+      continue;
+    }
+    if (stopped) throw interrupted();
+    const t0 = performance.now();
+    let result: R;
+    try {
+      result = await runCell(experiment, config, key, context);
+    } catch (e) {
+      // A cell stopped by Ctrl-C throws; its partial work is dropped.
+      if (stopped) throw interrupted();
+      throw e;
+    }
+    const cell: StoredCell<R> = {
+      experiment: experiment.name,
+      key,
+      config: hashes[i],
+      result,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await store.save(cell);
+    cells.push(cell);
+    options.log(
+      `[sia] ${cellLabel(key)}: ${experiment.describeResult(result)} (${
+        cell.seconds.toFixed(0)
+      } s)`,
+    );
+  }
+  progress?.finish(`${pending.length} cells trained`);
+  options.print(await experiment.report(config, cells, shared, dir));
+  return cells;
+}
+
+async function runCell<C, S, R>(
+  experiment: Experiment<C, S, R>,
+  config: C,
+  key: CellKey,
+  context: CellContext<S>,
+): Promise<R> {
+  try {
+    return await experiment.run(config, key, context);
+  } catch (e) {
+    if (e instanceof SiaError) throw e;
+    throw new Error(
+      `${experiment.name} cell ${cellLabel(key)}: ${e instanceof Error ? e.message : e}`,
+      {
+        cause: e,
+      },
+    );
+  }
+}

@@ -1,0 +1,177 @@
+// What the experiment definitions share: the seeds axis ("0,1,2" or a count "3x"), the
+// generators map of a config, a pool of images from any generator stage, the data with its test
+// split, and --set on an experiment config typed by the experiment's schema.
+
+import { from, lastValueFrom, toArray } from "rxjs";
+import { loadSplits } from "../../stages/load/resolve.ts";
+import { anchorBatches } from "../../stages/load/source.ts";
+import type { Batch, Dataset } from "../../core/batch.ts";
+import { imageSize, makeBatch } from "../../core/batch.ts";
+import { keyError, SiaError } from "../../core/errors.ts";
+import { parseValue, resolveSection, suggestion } from "../../core/schema.ts";
+import type { Field, Resolved, Section } from "../../core/schema.ts";
+import { DATA_SECTION, generatorStage, TOP_SECTION } from "../config.ts";
+
+/** Top-level keys every experiment config has. */
+export const TOP_KEYS = ["experiment", "seed", "description", "data", "out"];
+
+/** "0,1,2" -> [0, 1, 2]; "3x" -> [0, 1, 2] (a count). */
+export function parseSeeds(text: string, key: string): number[] {
+  const count = /^\s*(\d+)x\s*$/.exec(text);
+  if (count) {
+    const n = Number(count[1]);
+    if (n < 1) throw keyError(key, `a count of seeds must be >= 1, got "${text}"`);
+    return Array.from({ length: n }, (_, i) => i);
+  }
+  const seeds = text.split(",").map((s) => s.trim());
+  if (!seeds.every((s) => /^\d+$/.test(s))) {
+    throw keyError(key, `expected a comma list of seeds (0,1,2) or a count (3x), got "${text}"`);
+  }
+  const values = seeds.map(Number);
+  if (new Set(values).size !== values.length) {
+    throw keyError(key, `a seed is listed twice in "${text}"`);
+  }
+  return values;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export interface GeneratorEntry {
+  /** The generator stage (registry name). */
+  readonly stage: string;
+  readonly params: Resolved<Section>;
+}
+
+/**
+ * A config's generators. Plain (Table 3): { "<stage>": params }. Labelled (Tables 1 and 2):
+ * { "<label>": { "generator": "<stage>", "params": {...} } }, the stage defaulting to the label,
+ * so one stage can appear under several labels (closed-form as "ode" and "sde").
+ */
+export function resolveGenerators(
+  raw: unknown,
+  labelled: boolean,
+): Record<string, GeneratorEntry> {
+  if (!isRecord(raw)) {
+    throw keyError("generators", "expected an object of generator name -> params");
+  }
+  const out: Record<string, GeneratorEntry> = {};
+  for (const [label, value] of Object.entries(raw)) {
+    if (!labelled) {
+      out[label] = {
+        stage: label,
+        params: resolveSection(generatorStage(label).params, value, `generators.${label}.`),
+      };
+      continue;
+    }
+    const entry = value ?? {};
+    if (!isRecord(entry)) throw keyError(`generators.${label}`, "expected an object");
+    for (const k of Object.keys(entry)) {
+      if (k !== "generator" && k !== "params") {
+        throw keyError(
+          `generators.${label}.${k}`,
+          `unknown key${suggestion(k, ["generator", "params"])}`,
+        );
+      }
+    }
+    const stage = entry.generator ?? label;
+    if (typeof stage !== "string") {
+      throw keyError(`generators.${label}.generator`, "expected a generator name");
+    }
+    if (!/^[a-z0-9-]+$/i.test(label)) {
+      throw keyError(`generators.${label}`, "a label is letters, digits and dashes");
+    }
+    const params = resolveSection(
+      generatorStage(stage).params,
+      entry.params,
+      `generators.${label}.params.`,
+    );
+    out[label] = { stage, params };
+  }
+  return out;
+}
+
+/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell. */
+export async function makePool(
+  name: string,
+  params: Resolved<Section>,
+  train: Dataset,
+  count: number,
+  seed: number,
+  where: string,
+): Promise<Batch> {
+  const stage = generatorStage(name);
+  const operator = stage.create(params, { seed, train, report: () => {} });
+  const batches = await lastValueFrom(
+    from(anchorBatches(train, count, 256, seed)).pipe(operator, toArray()),
+  );
+  const size = imageSize(train.shape);
+  const images = new Float32Array(count * size);
+  const labels = new Int32Array(count);
+  const ids = new Int32Array(count);
+  const provenance = new Uint8Array(count);
+  const generator: string[] = [];
+  let offset = 0;
+  for (const b of batches) {
+    images.set(b.images, offset * size);
+    labels.set(b.labels, offset);
+    ids.set(b.ids, offset);
+    provenance.set(b.provenance, offset);
+    generator.push(...b.generator);
+    offset += b.shape[0];
+  }
+  // Finite pixels only: a diverging sampler must fail loudly, not train on Infinity.
+  if (!images.every(Number.isFinite)) {
+    throw new SiaError(`${where}: the pool has non-finite pixels`);
+  }
+  const [, h, w, c] = train.shape;
+  return makeBatch({ images, shape: [count, h, w, c], labels, ids, provenance, generator });
+}
+
+/** Train and test splits; Fashion-MNIST falls back to the embedded MNIST when it is absent. */
+export async function loadData(
+  data: Resolved<typeof DATA_SECTION>,
+  log: (line: string) => void,
+  what: string,
+): Promise<{ train: Dataset; test: Dataset }> {
+  let splits;
+  try {
+    splits = await loadSplits(data.source, data);
+  } catch (e) {
+    if (!(e instanceof SiaError) || data.source !== "fashion-mnist") throw e;
+    log(`[sia] WARNING: ${e.message}; falling back to the embedded MNIST`);
+    splits = await loadSplits("mnist", data);
+  }
+  if (!splits.test) throw keyError("data.testFraction", `${what} needs a test split to score on`);
+  return { train: splits.train, test: splits.test };
+}
+
+/** The fields every experiment config shares, by dotted key. */
+export function commonFields(): Record<string, Field> {
+  const fields: Record<string, Field> = { ...TOP_SECTION };
+  for (const [k, f] of Object.entries(DATA_SECTION)) fields[`data.${k}`] = f;
+  fields["out.dir"] = { type: "string", default: "", doc: "output directory" };
+  return fields;
+}
+
+/** `key=value` on an experiment config, the value typed by the key's field (a string stays one). */
+export function applyExperimentSet(
+  raw: Record<string, unknown>,
+  assignment: string,
+  fields: Record<string, Field>,
+): void {
+  const eq = assignment.indexOf("=");
+  if (eq <= 0) throw keyError("--set", `expected key=value, got "${assignment}"`);
+  const key = assignment.slice(0, eq).trim();
+  const field = fields[key];
+  if (!field) throw keyError(key, `unknown key${suggestion(key, Object.keys(fields))}`);
+  const value = parseValue(key, field, assignment.slice(eq + 1));
+  const parts = key.split(".");
+  let node = raw;
+  for (const part of parts.slice(0, -1)) {
+    if (!isRecord(node[part])) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]] = value;
+}
