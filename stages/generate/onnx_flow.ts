@@ -128,6 +128,11 @@ export function loadFlow(
   return { contract, call: checkSignature(contract, signature, model), bytes };
 }
 
+export interface NetworkField extends Field {
+  /** The raw prediction (a velocity with its sign in sia's time direction), NHWC. */
+  predict(c: Coefficients, x: Float64Array, b: number): Promise<Float64Array>;
+}
+
 /**
  * The network as a Field over states in the model's data scale, in sia's NHWC order. `labels`
  * feeds a conditional model's label input (one per query).
@@ -137,7 +142,7 @@ export function networkField(
   flow: LoadedFlow,
   model: string,
   labels: Int32Array | null,
-): Field {
+): NetworkField {
   const { contract, call } = flow;
   const [channels, height, width] = contract.shape;
   const d = channels * height * width;
@@ -193,25 +198,32 @@ export function networkField(
     return out.data as Float32Array;
   }
 
-  return {
-    d,
-    bothEnds: false,
-    async evaluate(c, x, b): Promise<FieldValue> {
-      const prediction = new Float64Array(b * d);
-      const block = call.batch ?? b;
-      for (let start = 0; start < b; start += block) {
-        const rows = Math.min(block, b - start);
-        const y = await run(c, x, start, rows, block);
-        for (let q = 0; q < rows; q++) {
-          const dst = (start + q) * d;
-          for (let p = 0; p < plane; p++) {
-            for (let ch = 0; ch < channels; ch++) {
-              const v = p * channels + ch;
-              prediction[dst + v] = sign * y[q * d + (nchw ? ch * plane + p : v)];
-            }
+  /** The model's output at sia's time c.t for the b states x, in sia's NHWC order. */
+  async function predict(c: Coefficients, x: Float64Array, b: number): Promise<Float64Array> {
+    const prediction = new Float64Array(b * d);
+    const block = call.batch ?? b;
+    for (let start = 0; start < b; start += block) {
+      const rows = Math.min(block, b - start);
+      const y = await run(c, x, start, rows, block);
+      for (let q = 0; q < rows; q++) {
+        const dst = (start + q) * d;
+        for (let p = 0; p < plane; p++) {
+          for (let ch = 0; ch < channels; ch++) {
+            const v = p * channels + ch;
+            prediction[dst + v] = sign * y[q * d + (nchw ? ch * plane + p : v)];
           }
         }
       }
+    }
+    return prediction;
+  }
+
+  return {
+    d,
+    bothEnds: false,
+    predict,
+    async evaluate(c, x, b): Promise<FieldValue> {
+      const prediction = await predict(c, x, b);
       const my = denoiserFrom(contract.prediction, c, x, prediction, new Float64Array(b * d));
       // A network knows no training set: the distances to it are unknown.
       return { my, ma: null, nearest2: new Float64Array(b).fill(NaN) };
