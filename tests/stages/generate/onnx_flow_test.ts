@@ -200,3 +200,31 @@ Deno.test("onnx-flow: the contract's prediction is what decides the field", asyn
     }
   });
 });
+
+Deno.test("onnx-flow: a noise model on a schedule with beta(0) = 0 starts at tStart 1e-3", async () => {
+  const model = {
+    prediction: "noise",
+    schedule: "linear",
+    layout: "nhwc",
+    time: { dataAt: 1, scale: 1 },
+  } as const;
+  const train = dataset("points", sia.y);
+  await withModel(model, [0, 1], async (path) => {
+    const flow = await generate({ model: path, steps: 50 }, train, COUNT, BATCH, SEED, onnxFlow);
+    assert.equal(flow.facts.tStart, 1e-3);
+    // Theorem 1 still holds from t = 1e-3: every ODE sample ends on a training point.
+    for (let q = 0; q < COUNT; q++) {
+      let nearest = Infinity;
+      for (let i = 0; i < N; i++) {
+        let dist = 0;
+        for (let v = 0; v < D; v++) dist += (flow.images[q * D + v] - sia.y[i * D + v]) ** 2;
+        nearest = Math.min(nearest, Math.sqrt(dist));
+      }
+      assert.ok(nearest < 1e-3, `sample ${q} is ${nearest} from the nearest training point`);
+    }
+    await assert.rejects(
+      () => generate({ model: path, tStart: 0 }, train, COUNT, BATCH, SEED, onnxFlow),
+      /tStart: a noise model gives the denoiser only through 1 \/ beta\(t\), and beta\(0\) = 0 on linear/,
+    );
+  });
+});
