@@ -187,7 +187,15 @@ export function networkField(
         ? new ort.Tensor("int32", Int32Array.from(rowLabels), [pad])
         : new ort.Tensor("float32", Float32Array.from(rowLabels), [pad]);
     }
-    const out = (await session.run(feeds))[contract.output];
+    let out: ort.Tensor;
+    try {
+      out = (await session.run(feeds))[contract.output];
+    } catch (e) {
+      throw fileError(
+        model,
+        `onnxruntime failed to run it (${e instanceof Error ? e.message : e})`,
+      );
+    }
     if (out.data.length !== pad * d) {
       throw fileError(
         model,
@@ -287,7 +295,14 @@ export const onnxFlow = defineGenerator({
     });
 
     async function generate(anchors: Batch): Promise<Batch> {
-      session ??= createSession(flow.bytes);
+      // The graph's declared signature was checked in create(); what onnxruntime alone can find
+      // (an operator it lacks, a malformed node) surfaces here, still as one line naming the file.
+      session ??= createSession(flow.bytes).catch((e) => {
+        throw fileError(
+          p.model,
+          `onnxruntime cannot load it (${e instanceof Error ? e.message : e})`,
+        );
+      });
       const n = anchors.shape[0];
       const ids = Int32Array.from({ length: n }, (_, j) => produced + j);
       produced += n;
