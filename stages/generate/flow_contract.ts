@@ -283,7 +283,7 @@ export function checkSignature(
   const extra = signature.inputs.filter((v) => !named.has(v.name));
   if (extra.length) {
     throw fail(
-      `input "${extra[0].name}" is not in the contract (inputs names ${
+      `input "${extra[0].name}" is not in the contract (which names ${
         [...named].map((n) => `"${n}"`).join(", ")
       })`,
     );
