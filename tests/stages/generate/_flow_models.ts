@@ -121,3 +121,15 @@ export function flowContract(o: FlowModelOptions, range: readonly [number, numbe
     ...(o.labels ? { conditional: true } : {}),
   };
 }
+
+/** The contract of a [1, 4, 4] NCHW velocity model with inputs x, t and output out. */
+export const SMALL_CONTRACT = {
+  inputs: { x: "x", t: "t" },
+  output: "out",
+  layout: "nchw",
+  prediction: "velocity",
+  schedule: "linear",
+  range: [0, 1],
+  time: { dataAt: 1, scale: 1 },
+  shape: [1, 4, 4],
+};

@@ -11,17 +11,7 @@ import {
   parseContract,
 } from "../../../stages/generate/flow_contract.ts";
 import type { ModelSignature } from "../../../stages/generate/flow_contract.ts";
-
-const FILE = {
-  inputs: { x: "x", t: "t" },
-  output: "out",
-  layout: "nchw",
-  prediction: "velocity",
-  schedule: "linear",
-  range: [0, 1],
-  time: { dataAt: 1, scale: 1 },
-  shape: [1, 4, 4],
-};
+import { SMALL_CONTRACT } from "./_flow_models.ts";
 
 const signature = (
   t: (number | null)[] | null,
@@ -37,7 +27,7 @@ const signature = (
 });
 
 Deno.test("parseContract: overrides replace keys, and object overrides only their fields", () => {
-  const c = parseContract(FILE, "m/flow.json", {
+  const c = parseContract(SMALL_CONTRACT, "m/flow.json", {
     inputs: { x: "image" },
     time: { scale: 1000 },
     range: [-1, 1],
@@ -49,8 +39,8 @@ Deno.test("parseContract: overrides replace keys, and object overrides only thei
   assert.equal(c.layout, "nhwc");
   assert.equal(c.conditional, false);
   // Without a file every key comes from overrides.
-  const all = parseContract(null, "m/model.onnx", FILE);
-  assert.deepEqual(all, parseContract(FILE, "m/flow.json"));
+  const all = parseContract(null, "m/model.onnx", SMALL_CONTRACT);
+  assert.deepEqual(all, parseContract(SMALL_CONTRACT, "m/flow.json"));
 });
 
 Deno.test("parseContract: a bad value names the file, or the override's key", () => {
@@ -62,34 +52,34 @@ Deno.test("parseContract: a bad value names the file, or the override's key", ()
       return true;
     });
   throwsLike(
-    () => parseContract({ ...FILE, shape: [1, 4] }, "m/flow.json"),
+    () => parseContract({ ...SMALL_CONTRACT, shape: [1, 4] }, "m/flow.json"),
     /^m\/flow\.json: shape: expected \[C, H, W\]/,
     1,
   );
   throwsLike(
-    () => parseContract(FILE, "m/flow.json", { schedule: "cosine" }),
+    () => parseContract(SMALL_CONTRACT, "m/flow.json", { schedule: "cosine" }),
     /^generate\.params\.schedule: expected one of linear, linear-smin, trig, vp, got "cosine"/,
     2,
   );
   throwsLike(
-    () => parseContract({ ...FILE, conditional: true }, "m/flow.json"),
+    () => parseContract({ ...SMALL_CONTRACT, conditional: true }, "m/flow.json"),
     /inputs: a conditional model needs inputs\.y/,
     1,
   );
   throwsLike(
-    () => parseContract({ ...FILE, inputs: { x: "x", t: "t", y: "y" } }, "m/flow.json"),
+    () => parseContract({ ...SMALL_CONTRACT, inputs: { x: "x", t: "t", y: "y" } }, "m/flow.json"),
     /inputs\.y is for conditional models/,
     1,
   );
   throwsLike(
-    () => parseContract({ ...FILE, inputs: { x: "x", t: "" } }, "m/flow.json"),
+    () => parseContract({ ...SMALL_CONTRACT, inputs: { x: "x", t: "" } }, "m/flow.json"),
     /inputs\.t must be a non-empty string/,
     1,
   );
 });
 
 Deno.test("checkSignature: t as [B], [1] or a scalar; a fixed batch; labels", () => {
-  const c = parseContract(FILE, "m/flow.json");
+  const c = parseContract(SMALL_CONTRACT, "m/flow.json");
   assert.deepEqual(checkSignature(c, signature([null]), "m.onnx"), {
     batch: null,
     tDims: "batch",
@@ -105,7 +95,7 @@ Deno.test("checkSignature: t as [B], [1] or a scalar; a fixed batch; labels", ()
   // A t of [8] only fits a batch fixed at 8.
   assert.throws(() => checkSignature(c, signature([8]), "m.onnx"), /t must be \[B\], \[1\]/);
   const conditional = parseContract(
-    { ...FILE, conditional: true, inputs: { x: "x", t: "t", y: "label" } },
+    { ...SMALL_CONTRACT, conditional: true, inputs: { x: "x", t: "t", y: "label" } },
     "m/flow.json",
   );
   const label = { name: "label", type: "int64", dims: [null] };
@@ -146,5 +136,8 @@ Deno.test("modelSignature: initializers listed as graph inputs are not inputs to
   assert.deepEqual(s.inputs.map((v) => v.name), ["x", "t"]);
   assert.deepEqual(s.inputs[0].dims, [null, 1, 4, 4]);
   assert.deepEqual(s.inputs[1].dims, []);
-  assert.equal(checkSignature(parseContract(FILE, "f.json"), s, "m.onnx").tDims, "scalar");
+  assert.equal(
+    checkSignature(parseContract(SMALL_CONTRACT, "f.json"), s, "m.onnx").tDims,
+    "scalar",
+  );
 });

@@ -16,6 +16,7 @@ import {
   unitPixels,
   withTempDir,
 } from "../../_cli.ts";
+import { SMALL_CONTRACT } from "./_flow_models.ts";
 
 type Dims = readonly (number | string)[];
 
@@ -40,17 +41,6 @@ function model(spec: ModelSpec = {}): Uint8Array {
   return g.build();
 }
 
-const CONTRACT = {
-  inputs: { x: "x", t: "t" },
-  output: "out",
-  layout: "nchw",
-  prediction: "velocity",
-  schedule: "linear",
-  range: [0, 1],
-  time: { dataAt: 1, scale: 1 },
-  shape: [1, 4, 4],
-};
-
 interface Case {
   readonly model?: Uint8Array | null;
   /** flow.json's text (null: none). */
@@ -63,14 +53,14 @@ interface Case {
 const json = (patch: Record<string, unknown>, drop: string[] = []) =>
   JSON.stringify(
     Object.fromEntries(
-      Object.entries({ ...CONTRACT, ...patch }).filter(([k]) => !drop.includes(k)),
+      Object.entries({ ...SMALL_CONTRACT, ...patch }).filter(([k]) => !drop.includes(k)),
     ),
   );
 
 async function setup(tmp: string, c: Case) {
   await Deno.writeFile(`${tmp}/data.npy`, npyBytes("<f4", [5, 4, 4], bytesOf(unitPixels(80))));
   if (c.model !== null) await Deno.writeFile(`${tmp}/flow.onnx`, c.model ?? model());
-  const text = c.contract === undefined ? JSON.stringify(CONTRACT) : c.contract;
+  const text = c.contract === undefined ? JSON.stringify(SMALL_CONTRACT) : c.contract;
   if (text !== null) await Deno.writeTextFile(`${tmp}/flow.json`, text);
 }
 
