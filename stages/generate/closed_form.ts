@@ -17,54 +17,16 @@ import { exactField } from "./interpolant/field.ts";
 import type { Field, Points } from "./interpolant/field.ts";
 import { onnxField } from "./interpolant/onnx_field.ts";
 import { prunedField } from "./interpolant/pruned.ts";
-import {
-  EPS_FORMS,
-  integrate,
-  isSde,
-  LAST_STEPS,
-  ODE_METHODS,
-  SDE_METHODS,
-} from "./interpolant/samplers.ts";
-import type { Method } from "./interpolant/samplers.ts";
+import { integrate } from "./interpolant/samplers.ts";
 import { interpolant, LATENT_NOISES, SCHEDULES } from "./interpolant/schedule.ts";
+import { SAMPLER_PARAMS, samplerChoice } from "./sampler_params.ts";
 
 const params = {
   schedule: { type: "enum", values: SCHEDULES, default: "linear", doc: "alpha, beta family" },
   gamma: { type: "enum", values: LATENT_NOISES, default: "none", doc: "latent noise gamma(t)" },
   a: { type: "number", above: 0, default: 1, doc: "a of the a-brownian gamma = sqrt(a t (1 - t))" },
   sigmaMin: { type: "number", above: 0, max: 1, default: 1e-3, doc: "alpha(1) of linear-smin" },
-  sampler: {
-    type: "enum",
-    values: ["ode", "sde"],
-    default: "ode",
-    doc: "deterministic or stochastic generation",
-  },
-  method: {
-    type: "enum",
-    values: ["auto", ...ODE_METHODS, ...SDE_METHODS],
-    default: "auto",
-    doc: "integrator; auto = euler (ode) or em (sde)",
-  },
-  steps: {
-    type: "int",
-    min: 1,
-    default: 100,
-    doc: "time steps on a uniform grid (NFE = steps x stages)",
-  },
-  tEnd: { type: "number", above: 0, max: 1, default: 1, doc: "last time of the grid" },
-  eps: { type: "number", min: 0, default: null, doc: "SDE only: eps0 of eps(t) (default 0.01)" },
-  epsForm: {
-    type: "enum",
-    values: EPS_FORMS,
-    default: "constant",
-    doc: "SDE only: shape of eps(t)",
-  },
-  lastStep: {
-    type: "enum",
-    values: LAST_STEPS,
-    default: "none",
-    doc: "last step as is, its mean, or the denoiser",
-  },
+  ...SAMPLER_PARAMS,
   conditional: { type: "boolean", default: true, doc: "generate from the anchor's class only" },
   base: {
     type: "enum",
@@ -141,20 +103,7 @@ export const closedForm = defineGenerator({
   provenance: "generated",
   params,
   create(p, { seed, train, report }) {
-    const sde = p.sampler === "sde";
-    if (!sde && p.eps !== null) {
-      throw keyError("generate.params.eps", "applies to sampler=sde only (the ODE has no noise)");
-    }
-    if (!sde && p.lastStep === "mean") {
-      throw keyError("generate.params.lastStep", "mean applies to sampler=sde only");
-    }
-    const method: Method = p.method === "auto" ? (sde ? "em" : "euler") : p.method;
-    if (sde !== isSde(method)) {
-      throw keyError(
-        "method",
-        `${method} is ${sde ? "an ODE" : "an SDE"} method; sampler is ${p.sampler}`,
-      );
-    }
+    const { method, eps0 } = samplerChoice(p);
     const bothEnds = p.base === "empirical";
     if (bothEnds && p.gamma === "none") {
       throw keyError(
@@ -179,7 +128,7 @@ export const closedForm = defineGenerator({
       tStart: bothEnds ? p.delta : 0,
       tEnd: bothEnds ? Math.min(p.tEnd, 1 - p.delta) : p.tEnd,
       epsForm: p.epsForm,
-      eps0: sde ? p.eps ?? 0.01 : 0,
+      eps0,
       lastStep: p.lastStep,
       error: { model: p.error, c: p.errorC, p: p.errorP, eps0: p.errorEps0, bothEnds },
     };

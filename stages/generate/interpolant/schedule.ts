@@ -22,6 +22,8 @@ export interface InterpolantOptions {
 
 /** The coefficients at one time. */
 export interface Coefficients {
+  /** The time they are at (a network field is a function of t, not of the coefficients). */
+  readonly t: number;
   readonly alpha: number;
   readonly alphaDot: number;
   readonly beta: number;
@@ -100,6 +102,7 @@ export function interpolant(options: InterpolantOptions): Interpolant {
       const [alpha, alphaDot, beta, betaDot, alphaAlphaDot] = scheduleAt(options, t);
       const [gamma, gammaGammaDot] = latentAt(options, t);
       return {
+        t,
         alpha,
         alphaDot,
         beta,

@@ -8,6 +8,7 @@ import { Rng } from "../../../../core/rng.ts";
 import { imageSize } from "../../../../core/batch.ts";
 import type { Dataset } from "../../../../core/batch.ts";
 import { resolveSection } from "../../../../core/schema.ts";
+import type { GeneratorStage } from "../../../../core/stage.ts";
 import { closedForm } from "../../../../stages/generate/closed_form.ts";
 import { makeDataset } from "../../../../stages/load/dataset.ts";
 import { anchorBatches } from "../../../../stages/load/source.ts";
@@ -126,8 +127,8 @@ export interface Generated {
 }
 
 /**
- * Runs the closed-form generator on `count` anchors of `train` cut into batches of `batchSize`,
- * with `params` as a config's generate.params.
+ * Runs a generator (the closed-form one unless `stage` says) on `count` anchors of `train` cut
+ * into batches of `batchSize`, with `params` as a config's generate.params.
  */
 export async function generate(
   params: Record<string, unknown>,
@@ -135,10 +136,11 @@ export async function generate(
   count: number,
   batchSize: number,
   seed: number,
+  stage: GeneratorStage = closedForm,
 ): Promise<Generated> {
   const facts: Record<string, unknown> = {};
-  const operator = closedForm.create(
-    resolveSection(closedForm.params, params, "generate.params."),
+  const operator = stage.create(
+    resolveSection(stage.params, params, "generate.params."),
     { seed, train, report: (f) => Object.assign(facts, f) },
   );
   const out = await lastValueFrom(
