@@ -16,6 +16,7 @@
 import { Rng } from "../../core/rng.ts";
 import { exactDenoise, velocity as closedFormVelocity } from "../generate/interpolant/field.ts";
 import type { Points } from "../generate/interpolant/field.ts";
+import { denoiserFrom } from "../generate/interpolant/prediction.ts";
 import { interpolant as makeInterpolant } from "../generate/interpolant/schedule.ts";
 import type {
   Coefficients,
@@ -75,27 +76,24 @@ export function toFlowRange(images: Float32Array): Float32Array {
 }
 
 /**
- * The velocity a prediction stands for at x (Gaussian base): from a denoiser m,
- * b = beta' m + (sigma sigma' / sigma^2)(x - beta m); a noise prediction e gives m = (x - alpha e) /
- * beta first.
+ * The velocity a prediction stands for at x (Gaussian base): a denoiser or noise prediction
+ * becomes the denoiser m (interpolant/prediction.ts), then b = beta' m + (sigma sigma' / sigma^2)
+ * (x - beta m) as the closed form has it.
  */
 export function velocityFromPrediction(
   prediction: "velocity" | "denoiser" | "noise",
   c: Coefficients,
-  x: ArrayLike<number>,
+  x: Float64Array,
   p: ArrayLike<number>,
   out: Float64Array,
 ): Float64Array {
-  const k = c.sigmaSigmaDot / c.sigma2;
-  for (let j = 0; j < out.length; j++) {
-    if (prediction === "velocity") {
-      out[j] = p[j];
-      continue;
-    }
-    const m = prediction === "denoiser" ? p[j] : (x[j] - c.alpha * p[j]) / c.beta;
-    out[j] = c.betaDot * m + k * (x[j] - c.beta * m);
+  if (prediction === "velocity") {
+    for (let j = 0; j < out.length; j++) out[j] = p[j];
+    return out;
   }
-  return out;
+  const m = denoiserFrom(prediction, c, x, p, new Float64Array(out.length));
+  const nearest2 = new Float64Array(0);
+  return closedFormVelocity(c, false, x, { my: m, ma: null, nearest2 }, out);
 }
 
 /** flow.json: what a velocity model must declare to be loaded as a generator (README). */
@@ -326,7 +324,8 @@ export class FlowLearner {
     for (let r = 0; r < t.length; r++) {
       const c = this.interpolant.at(t[r]);
       const at = r * d;
-      velocityFromPrediction(prediction, c, x.subarray(at, at + d), p.subarray(at, at + d), row);
+      const xr = Float64Array.from(x.subarray(at, at + d));
+      velocityFromPrediction(prediction, c, xr, p.subarray(at, at + d), row);
       out.set(row, at);
     }
     return out;
