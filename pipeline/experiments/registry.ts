@@ -2,8 +2,10 @@
 // this folder plus one line here.
 
 import type { Experiment } from "./experiment.ts";
+import { memorization } from "./memorization.ts";
 import { table3 } from "./table3.ts";
 
 export const EXPERIMENTS: Readonly<Record<string, Experiment>> = {
   table3,
+  memorization,
 };
