@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { resolveFlowConfig, trainFlow } from "../../pipeline/train_flow.ts";
 import { listNames, withTempDir } from "../_shared.ts";
-import { runCli } from "../_cli.ts";
+import { exists, runCli, spawnCli } from "../_cli.ts";
 
 const SETS = [
   "data.size=32",
@@ -71,5 +71,33 @@ Deno.test("train-flow: unknown keys, bad values and a missing checkpoint are one
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /flow\.ckpt/);
     assert.deepEqual(await listNames(dir), []);
+  });
+});
+
+Deno.test("train-flow CLI: Ctrl-C after the first checkpoint exits 130 and keeps it; --resume finishes", async () => {
+  await withTempDir(async (dir) => {
+    const sets = [...SETS.filter((s) => s !== "steps=6"), "steps=400", "every=1"];
+    const args = ["train-flow", "--out", dir, ...sets.flatMap((s) => ["--set", s])];
+    const child = spawnCli(args);
+    const output = child.output();
+    const deadline = Date.now() + 120_000;
+    while (!(await exists(`${dir}/flow.ckpt`))) {
+      assert.ok(Date.now() < deadline, "no checkpoint after 120 s");
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    child.kill("SIGINT");
+    const result = await output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 130, stderr);
+    assert.match(stderr, /stopped at step \d+; checkpoint kept/);
+    const names = await listNames(dir);
+    assert.ok(!names.includes("flow.onnx") && names.every((n) => !n.endsWith(".tmp")), `${names}`);
+    const resumed = await runCli([
+      ...args.map((a) => (a === "steps=400" ? "steps=8" : a)),
+      "--resume",
+    ]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resumed at step [1-7]\b/);
+    assert.ok(await exists(`${dir}/flow.onnx`));
   });
 });
