@@ -346,9 +346,9 @@ function deltaFigure(rows: readonly LogRow[], bins: number) {
   const lo = Math.floor(Math.min(...logs, 0) - 0.2);
   const hi = Math.ceil(Math.max(...logs, 0) + 0.2);
   return {
-    title: "Estimation error of the trained flow against the exact b*",
+    title: "Flow estimation error",
     panels: [{
-      title: "log10 delta(t) = log10 E|b_theta - b*|^2 / d",
+      title: "delta(t) = E|b_theta - b*|^2 / d",
       xlim: [0, 1] as const,
       ylim: [lo, hi] as const,
       xLabel: "t (0 = noise, 1 = data)",
