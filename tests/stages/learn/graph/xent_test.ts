@@ -62,7 +62,10 @@ for (const soft of [false, true]) {
     }
     const got = await compiled(logits, target, rows, k);
     const want = oracle(logits, target, rows, k);
-    assert.ok(Math.abs(got.loss - want.loss) / want.loss < 1e-5, `loss ${got.loss} vs ${want.loss}`);
+    assert.ok(
+      Math.abs(got.loss - want.loss) / want.loss < 1e-5,
+      `loss ${got.loss} vs ${want.loss}`,
+    );
     const err = maxRelativeError(got.dz, want.dz);
     assert.ok(err < 1e-5, `gradient relative error ${err}`);
   });
