@@ -14,18 +14,42 @@ function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-export async function atomicWrite(path: string, bytes: Uint8Array): Promise<void> {
+function tempName(path: string): string {
   const slash = path.lastIndexOf("/");
-  const temp = `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${
+  return `${path.slice(0, slash + 1)}.${path.slice(slash + 1)}.${
     crypto.randomUUID().slice(0, 8)
   }.tmp`;
+}
+
+/**
+ * Files that belong together (a shard's images and labels): every one is written to a temporary
+ * name first, and they are renamed into place only when all are complete, so a failed write (a
+ * full disk) leaves none of them behind under a final name, nor any temporary file.
+ */
+export async function atomicWriteAll(
+  files: readonly { readonly path: string; readonly bytes: Uint8Array }[],
+): Promise<void> {
+  const temps = files.map((f) => tempName(f.path));
+  const renamed: string[] = [];
+  let current = files[0]?.path ?? "";
   try {
-    await Deno.writeFile(temp, bytes);
-    await Deno.rename(temp, path);
+    for (const [i, f] of files.entries()) {
+      current = f.path;
+      await Deno.writeFile(temps[i], f.bytes);
+    }
+    for (const [i, f] of files.entries()) {
+      current = f.path;
+      await Deno.rename(temps[i], f.path);
+      renamed.push(f.path);
+    }
   } catch (e) {
-    await Deno.remove(temp).catch(() => {});
-    throw new SiaError(`${path}: could not write (${reason(e)})`);
+    await Promise.all([...temps, ...renamed].map((p) => Deno.remove(p).catch(() => {})));
+    throw new SiaError(`${current}: could not write (${reason(e)})`);
   }
+}
+
+export function atomicWrite(path: string, bytes: Uint8Array): Promise<void> {
+  return atomicWriteAll([{ path, bytes }]);
 }
 
 export function atomicWriteText(path: string, text: string): Promise<void> {

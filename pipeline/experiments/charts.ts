@@ -2,7 +2,7 @@
 // error bars (an arm per colour, grouped by learner: Table 3), and lines over a logarithmic size
 // axis with error bars (a setting per colour, a panel per data set: Tables 1 and 2).
 
-import { atomicWrite, atomicWriteText } from "../../core/files.ts";
+import { atomicWriteAll } from "../../core/files.ts";
 import { niceTicks } from "../../core/plot/figure.ts";
 import type { Drawing, Mark } from "../../core/plot/marks.ts";
 import { encodePng } from "../../core/plot/png.ts";
@@ -19,10 +19,12 @@ export interface Estimate {
   readonly hi: number;
 }
 
-/** `<base>.svg` and `<base>.png`, each written atomically. */
+/** `<base>.svg` and `<base>.png`, written together atomically. */
 export async function writeDrawing(drawing: Drawing, base: string): Promise<void> {
-  await atomicWriteText(`${base}.svg`, toSvg(drawing));
-  await atomicWrite(`${base}.png`, await encodePng(rasterize(drawing, 2)));
+  await atomicWriteAll([
+    { path: `${base}.svg`, bytes: new TextEncoder().encode(toSvg(drawing)) },
+    { path: `${base}.png`, bytes: await encodePng(rasterize(drawing, 2)) },
+  ]);
 }
 
 function text(x: number, y: number, s: string, size: number, anchor: "start" | "middle" | "end") {

@@ -4,8 +4,10 @@
 import type { Experiment } from "./experiment.ts";
 import { memorization } from "./memorization.ts";
 import { table3 } from "./table3.ts";
+import { tables12 } from "./tables12.ts";
 
 export const EXPERIMENTS: Readonly<Record<string, Experiment>> = {
   table3,
   memorization,
+  tables12,
 };

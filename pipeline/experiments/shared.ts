@@ -134,12 +134,13 @@ export async function loadData(
   data: Resolved<typeof DATA_SECTION>,
   log: (line: string) => void,
   what: string,
+  fallback = true,
 ): Promise<{ train: Dataset; test: Dataset }> {
   let splits;
   try {
     splits = await loadSplits(data.source, data);
   } catch (e) {
-    if (!(e instanceof SiaError) || data.source !== "fashion-mnist") throw e;
+    if (!(e instanceof SiaError) || data.source !== "fashion-mnist" || !fallback) throw e;
     log(`[sia] WARNING: ${e.message}; falling back to the embedded MNIST`);
     splits = await loadSplits("mnist", data);
   }

@@ -51,7 +51,7 @@ export const TABLE3_SECTION = {
     default: LEARNERS.join(","),
     doc: `comma list of ${LEARNERS.join(", ")}`,
   },
-  seeds: { type: "string", default: "0", doc: "seeds: a comma list (0,1,2) or a count (3)" },
+  seeds: { type: "string", default: "0", doc: "seeds: a comma list (0,1,2) or a count (3x)" },
   encoder: { type: "enum", values: ["smallcnn", "resnet18"], default: "smallcnn", doc: "encoder" },
   dim: { type: "int", min: 2, default: 64, doc: "projection width" },
   steps: {

@@ -1,7 +1,7 @@
 // Result tables: the same rows as Markdown (to read), CSV (to load) and JSON (everything, with
-// the note), each written atomically as `<dir>/<base>.md`, `.csv`, `.json`.
+// the note), written together atomically as `<dir>/<base>.md`, `.csv`, `.json`.
 
-import { atomicWriteText } from "../../core/files.ts";
+import { atomicWriteAll } from "../../core/files.ts";
 
 export type TableCell = string | number;
 
@@ -33,7 +33,14 @@ export async function writeTables(
   tables: { md: string; csv: string; json: unknown },
 ): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
-  await atomicWriteText(`${dir}/${base}.md`, tables.md);
-  await atomicWriteText(`${dir}/${base}.csv`, tables.csv);
-  await atomicWriteText(`${dir}/${base}.json`, JSON.stringify(tables.json, null, 2) + "\n");
+  const text = new TextEncoder();
+  // The three are one table: written together or not at all.
+  await atomicWriteAll([
+    { path: `${dir}/${base}.md`, bytes: text.encode(tables.md) },
+    { path: `${dir}/${base}.csv`, bytes: text.encode(tables.csv) },
+    {
+      path: `${dir}/${base}.json`,
+      bytes: text.encode(JSON.stringify(tables.json, null, 2) + "\n"),
+    },
+  ]);
 }

@@ -1,13 +1,13 @@
 // The .npy shard writer: images-00000.npy (float32 [n, H, W, C]) and labels-00000.npy (int32 [n],
 // -1 where unlabeled), shardSize images per shard. Memory: one shard's buffer, whatever the
-// stream's length. Each file goes to a temporary name first; labels are renamed into place before
-// images, so an images shard under its final name always has its labels beside it.
+// stream's length. A shard's two files go to temporary names and are renamed into place only when
+// both are complete (labels first), so a failed write leaves neither behind.
 
 import { Observable } from "rxjs";
 import { encodeNpy } from "../../core/npy.ts";
 import { imageSize } from "../../core/batch.ts";
 import type { Batch, Shape } from "../../core/batch.ts";
-import { atomicWrite } from "../../core/files.ts";
+import { atomicWriteAll } from "../../core/files.ts";
 import type { Sink } from "../../core/stage.ts";
 
 export const SHARD_PATTERN = /^(images|labels)-\d{5}\.npy$/;
@@ -38,16 +38,14 @@ export function npyShardSink(dir: string, shardSize: number): Sink {
       labels: shardName("labels", index),
       count: filled,
     };
-    await atomicWrite(`${dir}/${record.labels}`, encodeNpy(labels.subarray(0, filled), [filled]));
-    await atomicWrite(
-      `${dir}/${record.images}`,
-      encodeNpy(buffer.subarray(0, filled * size), [
-        filled,
-        imageShape[1],
-        imageShape[2],
-        imageShape[3],
-      ]),
-    );
+    const [, h, w, c] = imageShape;
+    await atomicWriteAll([
+      { path: `${dir}/${record.labels}`, bytes: encodeNpy(labels.subarray(0, filled), [filled]) },
+      {
+        path: `${dir}/${record.images}`,
+        bytes: encodeNpy(buffer.subarray(0, filled * size), [filled, h, w, c]),
+      },
+    ]);
     written.push(record);
     filled = 0;
   }

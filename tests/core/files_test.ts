@@ -4,7 +4,13 @@
 
 import assert from "node:assert/strict";
 import { SiaError } from "../../core/errors.ts";
-import { atomicWrite, atomicWriteText, checkWritableDir, prepareOutDir } from "../../core/files.ts";
+import {
+  atomicWrite,
+  atomicWriteAll,
+  atomicWriteText,
+  checkWritableDir,
+  prepareOutDir,
+} from "../../core/files.ts";
 import { listNames, withTempDir } from "../_shared.ts";
 
 async function exists(path: string): Promise<boolean> {
@@ -189,4 +195,27 @@ Deno.test("prepareOutDir on a path that is a file throws a SiaError naming it", 
     await rejectsNaming(prepareOutDir(`${dir}/file/sub`, () => true), `${dir}/file/sub`);
     assert.equal(await Deno.readTextFile(`${dir}/file`), "x");
   });
+});
+
+Deno.test("atomicWriteAll: files that belong together appear together or not at all", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = Uint8Array.of(1, 2, 3);
+    await atomicWriteAll([{ path: `${dir}/a`, bytes }, { path: `${dir}/b`, bytes }]);
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(), [
+      "a",
+      "b",
+    ]);
+    // The second file's directory does not exist: the first must not appear either.
+    await assert.rejects(
+      () => atomicWriteAll([{ path: `${dir}/c`, bytes }, { path: `${dir}/missing/d`, bytes }]),
+      (e) => e instanceof SiaError && e.message.startsWith(`${dir}/missing/d: could not write`),
+    );
+    assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort(), [
+      "a",
+      "b",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -241,3 +241,24 @@ Deno.test({
     });
   },
 });
+
+Deno.test("a shard whose images write fails (a full disk) leaves neither file of it, nor a temp", async () => {
+  await withTempDir(async (dir) => {
+    const writeFile = Deno.writeFile;
+    // The second shard's images hit ENOSPC after its labels were written to their temporary name.
+    Deno.writeFile = (path, data, options) =>
+      String(path).includes("images-00001")
+        ? Promise.reject(new Error("No space left on device (os error 28)"))
+        : writeFile(path, data, options);
+    try {
+      await assert.rejects(
+        () => run(dir, 10, batches(25, 7)),
+        /images-00001\.npy: could not write \(no space left on the device\)/,
+      );
+    } finally {
+      Deno.writeFile = writeFile;
+    }
+    // The first shard is whole; of the second, nothing.
+    assert.deepEqual(await listNames(dir), ["images-00000.npy", "labels-00000.npy"]);
+  });
+});
