@@ -121,7 +121,7 @@ export function trainStep(spec: StepSpec): StepGraph {
   g.node("Identity", [y], { outputs: ["y"] });
   g.output("y", "float", [rows, dim]);
   const grads = new Map<string, string>();
-  emitBackward(g, tape.entries, dy, rows, (name) => name, grads);
+  emitBackward(g, tape.entries, dy, rows, (name) => name, grads, false);
   let gradList = trainable.map((p) => grads.get(p.name)!);
   if (spec.clip > 0) gradList = emitClip(g, gradList, spec.clip);
   trainable.forEach((p, i) => {
