@@ -5,20 +5,43 @@
 // Where the library is absent (or SIA_ENGINE=onnxruntime), openDnnl returns null and callers keep
 // the onnxruntime path.
 
-/** sizeof(dnnl_memory_desc_t) and sizeof(dnnl_convolution_desc_t) in oneDNN 2.x on x86-64. */
+/** sizeof(dnnl_memory_desc_t) and of the op descriptors in oneDNN 2.x on x86-64. */
 const MD_BYTES = 696;
 const CONV_DESC_BYTES = 5976;
+const BNORM_DESC_BYTES = 3496;
+const POOL_DESC_BYTES = 3192;
 
 const F32 = 3;
 const TAG_ANY = 1;
 const TAG_NCHW = 5; // dnnl_nchw = dnnl_oihw = dnnl_abcd
 const TAG_NHWC = 20; // dnnl_nhwc = dnnl_acdb
+const TAG_A = 2;
 const FORWARD_TRAINING = 64;
+const BACKWARD = 128;
+const BN_USE_SCALE = 8;
+const BN_USE_SHIFT = 16;
+const BN_FUSE_RELU = 4;
+const POOL_MAX = 511;
+const POOL_AVG = 1023; // dnnl_pooling_avg_exclude_padding (no padding here)
 const CONV_DIRECT = 1;
 const ENGINE_CPU = 1;
 const STREAM_IN_ORDER = 1;
-const ARG = { src: 1, dst: 17, weights: 33, diffSrc: 129, diffDst: 145, diffWeights: 161 };
-const QUERY = { weights: 131, diffWeights: 132 };
+const ARG = {
+  src: 1,
+  dst: 17,
+  weights: 33,
+  diffSrc: 129,
+  diffDst: 145,
+  diffWeights: 161,
+  mean: 49,
+  variance: 50,
+  scale: 51,
+  shift: 52,
+  diffScale: 255,
+  diffShift: 256,
+  workspace: 64,
+};
+const QUERY = { weights: 131, diffWeights: 132, workspace: 135 };
 
 const SYMBOLS = {
   dnnl_version: { parameters: [], result: "pointer" },
@@ -79,6 +102,32 @@ const SYMBOLS = {
     result: "i32",
   },
   dnnl_stream_wait: { parameters: ["pointer"], result: "i32" },
+  dnnl_batch_normalization_forward_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "f32", "u32"],
+    result: "i32",
+  },
+  dnnl_batch_normalization_backward_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "f32", "u32"],
+    result: "i32",
+  },
+  dnnl_pooling_forward_desc_init: {
+    parameters: [
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_pooling_backward_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -191,7 +240,7 @@ export class DnnlConv {
   readonly outHeight: number;
   readonly outWidth: number;
   readonly #dnnl: Dnnl;
-  readonly #user: { src: Ptr; dst: Ptr; diffSrc: Ptr; diffDst: Ptr; weights: Ptr; dw: Ptr };
+  readonly #user: Record<"src" | "dst" | "diffSrc" | "diffDst" | "weights" | "dw", Bound>;
   readonly #forward: Ptr;
   readonly #backwardData: Ptr;
   readonly #backwardWeights: Ptr;
@@ -270,14 +319,13 @@ export class DnnlConv {
     this.#forward = fwd.prim;
     this.#backwardData = bwdData.prim;
     this.#backwardWeights = bwdWeights.prim;
-    const none = null;
     this.#user = {
-      src: memory(dnnl, src, none),
-      dst: memory(dnnl, dst, none),
-      diffSrc: memory(dnnl, src, none),
-      diffDst: memory(dnnl, dst, none),
-      weights: memory(dnnl, wUser, none),
-      dw: memory(dnnl, wUser, none),
+      src: new Bound(dnnl, src),
+      dst: new Bound(dnnl, dst),
+      diffSrc: new Bound(dnnl, src),
+      diffDst: new Bound(dnnl, dst),
+      weights: new Bound(dnnl, wUser),
+      dw: new Bound(dnnl, wUser),
     };
     const wFwd = lib.dnnl_primitive_desc_query_md(fwd.pd, QUERY.weights, 0);
     const wBwd = lib.dnnl_primitive_desc_query_md(bwdData.pd, QUERY.weights, 0);
@@ -291,7 +339,7 @@ export class DnnlConv {
     this.#toBwd = shared ? null : reorder(dnnl, userMd, wBwd);
     this.#fromDiff = reorder(dnnl, dwMd, userMd);
     this.#owned.push(
-      ...Object.values(this.#user),
+      ...Object.values(this.#user).map((b) => b.mem),
       this.#weightsFwd,
       ...(shared ? [] : [this.#weightsBwd]),
       this.#diffWeights,
@@ -310,59 +358,45 @@ export class DnnlConv {
   readonly #prims: Ptr[];
   readonly #pds: Ptr[];
 
-  #run(prim: Ptr, args: [number, Ptr][]): void {
-    args.forEach(([arg, mem], i) => {
-      this.#args[2 * i] = BigInt(arg);
-      this.#args[2 * i + 1] = BigInt(Deno.UnsafePointer.value(mem));
-    });
-    const lib = this.#dnnl.lib;
-    check(
-      lib.dnnl_primitive_execute(prim, this.#dnnl.stream, args.length, u8(this.#args)),
-      "execute",
-    );
-    check(lib.dnnl_stream_wait(this.#dnnl.stream), "stream_wait");
-  }
-
-  #bind(mem: Ptr, data: Float32Array): Ptr {
-    check(this.#dnnl.lib.dnnl_memory_set_data_handle(mem, Deno.UnsafePointer.of(data)), "handle");
-    return mem;
+  #exec(prim: Ptr, args: [number, Ptr][]): void {
+    execute(this.#dnnl, prim, args, this.#args);
   }
 
   /** Reorders OIHW weights into the layouts the forward and backward-data passes use. */
   setWeights(w: Float32Array): void {
-    const user = this.#bind(this.#user.weights, w);
-    this.#run(this.#toFwd, [[ARG.src, user], [ARG.dst, this.#weightsFwd]]);
-    if (this.#toBwd) this.#run(this.#toBwd, [[ARG.src, user], [ARG.dst, this.#weightsBwd]]);
+    const user = this.#user.weights.to(w);
+    this.#exec(this.#toFwd, [[ARG.src, user], [ARG.dst, this.#weightsFwd]]);
+    if (this.#toBwd) this.#exec(this.#toBwd, [[ARG.src, user], [ARG.dst, this.#weightsBwd]]);
   }
 
   /** y = conv(x) with the weights last set. */
   forward(x: Float32Array, y: Float32Array): void {
-    this.#run(this.#forward, [
-      [ARG.src, this.#bind(this.#user.src, x)],
+    this.#exec(this.#forward, [
+      [ARG.src, this.#user.src.to(x)],
       [ARG.weights, this.#weightsFwd],
-      [ARG.dst, this.#bind(this.#user.dst, y)],
+      [ARG.dst, this.#user.dst.to(y)],
     ]);
   }
 
   /** dx from dy with the weights last set. */
   backwardData(dy: Float32Array, dx: Float32Array): void {
-    this.#run(this.#backwardData, [
-      [ARG.diffDst, this.#bind(this.#user.diffDst, dy)],
+    this.#exec(this.#backwardData, [
+      [ARG.diffDst, this.#user.diffDst.to(dy)],
       [ARG.weights, this.#weightsBwd],
-      [ARG.diffSrc, this.#bind(this.#user.diffSrc, dx)],
+      [ARG.diffSrc, this.#user.diffSrc.to(dx)],
     ]);
   }
 
   /** dW (OIHW) from x and dy. */
   backwardWeights(x: Float32Array, dy: Float32Array, dw: Float32Array): void {
-    this.#run(this.#backwardWeights, [
-      [ARG.src, this.#bind(this.#user.src, x)],
-      [ARG.diffDst, this.#bind(this.#user.diffDst, dy)],
+    this.#exec(this.#backwardWeights, [
+      [ARG.src, this.#user.src.to(x)],
+      [ARG.diffDst, this.#user.diffDst.to(dy)],
       [ARG.diffWeights, this.#diffWeights],
     ]);
-    this.#run(this.#fromDiff, [[ARG.src, this.#diffWeights], [
+    this.#exec(this.#fromDiff, [[ARG.src, this.#diffWeights], [
       ARG.dst,
-      this.#bind(this.#user.dw, dw),
+      this.#user.dw.to(dw),
     ]]);
   }
 
@@ -371,5 +405,221 @@ export class DnnlConv {
     for (const p of this.#prims) lib.dnnl_primitive_destroy(p);
     for (const p of this.#pds) lib.dnnl_primitive_desc_destroy(p);
     for (const m of this.#owned) lib.dnnl_memory_destroy(m);
+  }
+}
+
+/** Executes a primitive with (argument, memory) pairs and waits for it. */
+function execute(dnnl: Dnnl, prim: Ptr, args: [number, Ptr][], buffer: BigUint64Array): void {
+  args.forEach(([arg, mem], i) => {
+    buffer[2 * i] = BigInt(arg);
+    buffer[2 * i + 1] = BigInt(Deno.UnsafePointer.value(mem));
+  });
+  check(dnnl.lib.dnnl_primitive_execute(prim, dnnl.stream, args.length, u8(buffer)), "execute");
+  check(dnnl.lib.dnnl_stream_wait(dnnl.stream), "stream_wait");
+}
+
+/** Memory objects over caller-owned typed arrays, re-pointed at each call. */
+class Bound {
+  readonly #dnnl: Dnnl;
+  readonly mem: Ptr;
+  constructor(dnnl: Dnnl, md: Uint8Array<ArrayBuffer>) {
+    this.#dnnl = dnnl;
+    this.mem = memory(dnnl, md, null);
+  }
+  to(data: Float32Array): Ptr {
+    check(
+      this.#dnnl.lib.dnnl_memory_set_data_handle(this.mem, Deno.UnsafePointer.of(data)),
+      "handle",
+    );
+    return this.mem;
+  }
+}
+
+/** An activation's shape: [N, C, H, W], held NHWC. */
+export interface ImageShape {
+  readonly batch: number;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+/**
+ * Batch normalisation from batch statistics (training), optionally with the ReLU that follows it
+ * fused in (its mask kept in a workspace for the backward pass). mean and variance (biased) are
+ * outputs of forward and inputs of backward.
+ */
+export class DnnlBatchNorm {
+  readonly #dnnl: Dnnl;
+  readonly #fwd: { pd: Ptr; prim: Ptr };
+  readonly #bwd: { pd: Ptr; prim: Ptr };
+  readonly #data: Bound[];
+  readonly #vec: Bound[];
+  readonly #workspace: Ptr | null;
+  readonly #args = new BigUint64Array(20);
+
+  constructor(dnnl: Dnnl, s: ImageShape, eps: number, relu: boolean) {
+    this.#dnnl = dnnl;
+    const { lib } = dnnl;
+    const data = desc(lib, [s.batch, s.channels, s.height, s.width], TAG_NHWC);
+    const vec = desc(lib, [s.channels], TAG_A);
+    const flags = BN_USE_SCALE | BN_USE_SHIFT | (relu ? BN_FUSE_RELU : 0);
+    const op = new Uint8Array(BNORM_DESC_BYTES);
+    check(
+      lib.dnnl_batch_normalization_forward_desc_init(op, FORWARD_TRAINING, data, eps, flags),
+      "bn_fwd_desc",
+    );
+    this.#fwd = primitive(dnnl, op, null);
+    check(
+      lib.dnnl_batch_normalization_backward_desc_init(op, BACKWARD, data, data, eps, flags),
+      "bn_bwd_desc",
+    );
+    this.#bwd = primitive(dnnl, op, this.#fwd.pd);
+    this.#data = [0, 1, 2, 3].map(() => new Bound(dnnl, data));
+    this.#vec = [0, 1, 2, 3, 4, 5].map(() => new Bound(dnnl, vec));
+    this.#workspace = relu
+      ? memory(dnnl, lib.dnnl_primitive_desc_query_md(this.#fwd.pd, QUERY.workspace, 0), ALLOCATE)
+      : null;
+  }
+
+  forward(
+    x: Float32Array,
+    y: Float32Array,
+    scale: Float32Array,
+    shift: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): void {
+    const [d, v] = [this.#data, this.#vec];
+    execute(this.#dnnl, this.#fwd.prim, [
+      [ARG.src, d[0].to(x)],
+      [ARG.dst, d[1].to(y)],
+      [ARG.scale, v[0].to(scale)],
+      [ARG.shift, v[1].to(shift)],
+      [ARG.mean, v[2].to(mean)],
+      [ARG.variance, v[3].to(variance)],
+      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+    ], this.#args);
+  }
+
+  /** dx, dscale, dshift from dy (the gradient of the output, after the fused ReLU if any); oneDNN
+   * 2.6 wants the shift as an input too. */
+  backward(
+    x: Float32Array,
+    dy: Float32Array,
+    scale: Float32Array,
+    shift: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    dx: Float32Array,
+    dscale: Float32Array,
+    dshift: Float32Array,
+  ): void {
+    const [d, v] = [this.#data, this.#vec];
+    execute(this.#dnnl, this.#bwd.prim, [
+      [ARG.src, d[0].to(x)],
+      [ARG.diffDst, d[2].to(dy)],
+      [ARG.scale, v[0].to(scale)],
+      [ARG.shift, v[1].to(shift)],
+      [ARG.mean, v[2].to(mean)],
+      [ARG.variance, v[3].to(variance)],
+      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+      [ARG.diffSrc, d[3].to(dx)],
+      [ARG.diffScale, v[4].to(dscale)],
+      [ARG.diffShift, v[5].to(dshift)],
+    ], this.#args);
+  }
+
+  release(): void {
+    const lib = this.#dnnl.lib;
+    for (const p of [this.#fwd, this.#bwd]) {
+      lib.dnnl_primitive_destroy(p.prim);
+      lib.dnnl_primitive_desc_destroy(p.pd);
+    }
+    for (const b of [...this.#data, ...this.#vec]) lib.dnnl_memory_destroy(b.mem);
+    if (this.#workspace) lib.dnnl_memory_destroy(this.#workspace);
+  }
+}
+
+/**
+ * Max pooling (kernel = stride, sizes that divide exactly; the argmax kept in a workspace) or
+ * global average pooling (kernel = the whole image).
+ */
+export class DnnlPool {
+  readonly outHeight: number;
+  readonly outWidth: number;
+  readonly #dnnl: Dnnl;
+  readonly #fwd: { pd: Ptr; prim: Ptr };
+  readonly #bwd: { pd: Ptr; prim: Ptr };
+  readonly #src: Bound[];
+  readonly #dst: Bound[];
+  readonly #workspace: Ptr | null;
+  readonly #args = new BigUint64Array(8);
+
+  constructor(dnnl: Dnnl, s: ImageShape, kind: "max" | "average", size: number) {
+    this.#dnnl = dnnl;
+    const { lib } = dnnl;
+    const [kh, kw] = kind === "max" ? [size, size] : [s.height, s.width];
+    this.outHeight = Math.floor(s.height / kh);
+    this.outWidth = Math.floor(s.width / kw);
+    if (this.outHeight * kh !== s.height || this.outWidth * kw !== s.width) {
+      throw new Error(`oneDNN pooling: ${s.height}x${s.width} is not a multiple of ${kh}x${kw}`);
+    }
+    const src = desc(lib, [s.batch, s.channels, s.height, s.width], TAG_NHWC);
+    const dst = desc(lib, [s.batch, s.channels, this.outHeight, this.outWidth], TAG_NHWC);
+    const strides = u8(dims([kh, kw]));
+    const zero = u8(dims([0, 0]));
+    const alg = kind === "max" ? POOL_MAX : POOL_AVG;
+    const op = new Uint8Array(POOL_DESC_BYTES);
+    check(
+      lib.dnnl_pooling_forward_desc_init(
+        op,
+        FORWARD_TRAINING,
+        alg,
+        src,
+        dst,
+        strides,
+        strides,
+        zero,
+        zero,
+      ),
+      "pool_fwd_desc",
+    );
+    this.#fwd = primitive(dnnl, op, null);
+    check(
+      lib.dnnl_pooling_backward_desc_init(op, alg, src, dst, strides, strides, zero, zero),
+      "pool_bwd_desc",
+    );
+    this.#bwd = primitive(dnnl, op, this.#fwd.pd);
+    this.#src = [new Bound(dnnl, src), new Bound(dnnl, src)];
+    this.#dst = [new Bound(dnnl, dst), new Bound(dnnl, dst)];
+    this.#workspace = kind === "max"
+      ? memory(dnnl, lib.dnnl_primitive_desc_query_md(this.#fwd.pd, QUERY.workspace, 0), ALLOCATE)
+      : null;
+  }
+
+  forward(x: Float32Array, y: Float32Array): void {
+    execute(this.#dnnl, this.#fwd.prim, [
+      [ARG.src, this.#src[0].to(x)],
+      [ARG.dst, this.#dst[0].to(y)],
+      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+    ], this.#args);
+  }
+
+  backward(dy: Float32Array, dx: Float32Array): void {
+    execute(this.#dnnl, this.#bwd.prim, [
+      [ARG.diffDst, this.#dst[1].to(dy)],
+      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+      [ARG.diffSrc, this.#src[1].to(dx)],
+    ], this.#args);
+  }
+
+  release(): void {
+    const lib = this.#dnnl.lib;
+    for (const p of [this.#fwd, this.#bwd]) {
+      lib.dnnl_primitive_destroy(p.prim);
+      lib.dnnl_primitive_desc_destroy(p.pd);
+    }
+    for (const b of [...this.#src, ...this.#dst]) lib.dnnl_memory_destroy(b.mem);
+    if (this.#workspace) lib.dnnl_memory_destroy(this.#workspace);
   }
 }
