@@ -10,7 +10,7 @@
 import type { Dnnl, ImageShape } from "../../../core/dnnl.ts";
 import { DnnlBatchNorm, DnnlConv, DnnlPool } from "../../../core/dnnl.ts";
 import { createSession, GraphBuilder, ort } from "../../../core/onnx.ts";
-import type { ActShape, Block, ParamSpec } from "../blocks/model.ts";
+import type { ActShape, ParamSpec } from "../blocks/model.ts";
 import { BN_EPS, BN_MOMENTUM, convPad, outputShape, paramSpecs } from "../blocks/model.ts";
 import { emitUpdate, extraInputs, stateNames } from "./optimizers.ts";
 import { trainStep } from "./train_step.ts";
