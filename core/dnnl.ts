@@ -10,6 +10,11 @@ const MD_BYTES = 696;
 const CONV_DESC_BYTES = 5976;
 const BNORM_DESC_BYTES = 3496;
 const POOL_DESC_BYTES = 3192;
+const BINARY_DESC_BYTES = 2096;
+const ELTWISE_DESC_BYTES = 1416;
+const BINARY_ADD = 131056;
+const RELU = 31;
+const RELU_USE_DST = 256; // dnnl_eltwise_relu_use_dst_for_bwd
 
 const F32 = 3;
 const TAG_ANY = 1;
@@ -28,6 +33,7 @@ const ENGINE_CPU = 1;
 const STREAM_IN_ORDER = 1;
 const ARG = {
   src: 1,
+  src1: 2,
   dst: 17,
   weights: 33,
   diffSrc: 129,
@@ -128,6 +134,27 @@ const SYMBOLS = {
     parameters: ["buffer", "i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
   },
+  dnnl_binary_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  dnnl_eltwise_forward_desc_init: {
+    parameters: ["buffer", "i32", "i32", "buffer", "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_eltwise_backward_desc_init: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_primitive_attr_create: { parameters: ["buffer"], result: "i32" },
+  dnnl_primitive_attr_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_post_ops_create: { parameters: ["buffer"], result: "i32" },
+  dnnl_post_ops_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_post_ops_append_eltwise: {
+    parameters: ["pointer", "f32", "i32", "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_primitive_attr_set_post_ops: { parameters: ["pointer", "pointer"], result: "i32" },
 } as const;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -193,9 +220,14 @@ function desc(lib: Lib, shape: readonly number[], tag: number): Uint8Array<Array
 }
 
 /** Creates a primitive (and keeps its descriptor for queries). */
-function primitive(dnnl: Dnnl, op: Uint8Array<ArrayBuffer>, hint: Ptr): { pd: Ptr; prim: Ptr } {
+function primitive(
+  dnnl: Dnnl,
+  op: Uint8Array<ArrayBuffer>,
+  hint: Ptr,
+  attr: Ptr = null,
+): { pd: Ptr; prim: Ptr } {
   const out = new BigUint64Array(1);
-  check(dnnl.lib.dnnl_primitive_desc_create(u8(out), op, null, dnnl.engine, hint), "pd_create");
+  check(dnnl.lib.dnnl_primitive_desc_create(u8(out), op, attr, dnnl.engine, hint), "pd_create");
   const pd = Deno.UnsafePointer.create(out[0]);
   check(dnnl.lib.dnnl_primitive_create(u8(out), pd), "primitive_create");
   return { pd, prim: Deno.UnsafePointer.create(out[0]) };
@@ -621,5 +653,82 @@ export class DnnlPool {
     }
     for (const b of [...this.#src, ...this.#dst]) lib.dnnl_memory_destroy(b.mem);
     if (this.#workspace) lib.dnnl_memory_destroy(this.#workspace);
+  }
+}
+
+/**
+ * y = a + b on NHWC activations, with an optional ReLU applied to the sum (a residual block's
+ * join); backwardRelu gives the gradient at the sum from y and dy (dy where y > 0).
+ */
+export class DnnlAdd {
+  readonly #dnnl: Dnnl;
+  readonly #add: { pd: Ptr; prim: Ptr };
+  readonly #reluFwd: Ptr | null;
+  readonly #reluBwd: { pd: Ptr; prim: Ptr } | null;
+  readonly #mem: Bound[];
+  readonly #args = new BigUint64Array(6);
+
+  constructor(dnnl: Dnnl, s: ImageShape, relu: boolean) {
+    this.#dnnl = dnnl;
+    const { lib } = dnnl;
+    const data = desc(lib, [s.batch, s.channels, s.height, s.width], TAG_NHWC);
+    const out = new BigUint64Array(1);
+    let attr: Ptr = null;
+    if (relu) {
+      check(lib.dnnl_primitive_attr_create(u8(out)), "attr_create");
+      attr = Deno.UnsafePointer.create(out[0]);
+      check(lib.dnnl_post_ops_create(u8(out)), "post_ops_create");
+      const ops = Deno.UnsafePointer.create(out[0]);
+      check(lib.dnnl_post_ops_append_eltwise(ops, 1, RELU, 0, 0), "post_ops_eltwise");
+      check(lib.dnnl_primitive_attr_set_post_ops(attr, ops), "attr_post_ops");
+      lib.dnnl_post_ops_destroy(ops);
+    }
+    const op = new Uint8Array(BINARY_DESC_BYTES);
+    check(lib.dnnl_binary_desc_init(op, BINARY_ADD, data, data, data), "binary_desc");
+    this.#add = primitive(dnnl, op, null, attr);
+    if (attr) lib.dnnl_primitive_attr_destroy(attr);
+    if (relu) {
+      const e = new Uint8Array(ELTWISE_DESC_BYTES);
+      check(
+        lib.dnnl_eltwise_forward_desc_init(e, FORWARD_TRAINING, RELU_USE_DST, data, 0, 0),
+        "eltwise_fwd_desc",
+      );
+      check(lib.dnnl_primitive_desc_create(u8(out), e, null, dnnl.engine, null), "eltwise_pd");
+      this.#reluFwd = Deno.UnsafePointer.create(out[0]);
+      check(lib.dnnl_eltwise_backward_desc_init(e, RELU_USE_DST, data, data, 0, 0), "eltwise_bwd");
+      this.#reluBwd = primitive(dnnl, e, this.#reluFwd);
+    } else {
+      this.#reluFwd = null;
+      this.#reluBwd = null;
+    }
+    this.#mem = [0, 1, 2].map(() => new Bound(dnnl, data));
+  }
+
+  forward(a: Float32Array, b: Float32Array, y: Float32Array): void {
+    const m = this.#mem;
+    execute(this.#dnnl, this.#add.prim, [
+      [ARG.src, m[0].to(a)],
+      [ARG.src1, m[1].to(b)],
+      [ARG.dst, m[2].to(y)],
+    ], this.#args);
+  }
+
+  backwardRelu(y: Float32Array, dy: Float32Array, dsum: Float32Array): void {
+    const m = this.#mem;
+    execute(this.#dnnl, this.#reluBwd!.prim, [
+      [ARG.dst, m[0].to(y)],
+      [ARG.diffDst, m[1].to(dy)],
+      [ARG.diffSrc, m[2].to(dsum)],
+    ], this.#args);
+  }
+
+  release(): void {
+    const lib = this.#dnnl.lib;
+    for (const p of [this.#add, ...(this.#reluBwd ? [this.#reluBwd] : [])]) {
+      lib.dnnl_primitive_destroy(p.prim);
+      lib.dnnl_primitive_desc_destroy(p.pd);
+    }
+    if (this.#reluFwd) lib.dnnl_primitive_desc_destroy(this.#reluFwd);
+    for (const b of this.#mem) lib.dnnl_memory_destroy(b.mem);
   }
 }

@@ -99,6 +99,34 @@ for (const optimizer of optimizers) {
 }
 
 Deno.test({
+  name: "oneDNN engine = one-graph step on residual blocks (identity and strided 1x1 shortcuts)",
+  ignore: dnnl === null,
+  fn: async () => {
+    const body = (c: number, stride: number): Block[] => [conv(c, stride), bn, relu, conv(c), bn];
+    const shortcut: Block = { kind: "conv", out: 12, kernel: 1, stride: 2, bias: false };
+    const blocks: Block[] = [
+      conv(8),
+      bn,
+      relu,
+      { kind: "residual", body: body(8, 1), shortcut: [] },
+      relu,
+      { kind: "residual", body: body(12, 2), shortcut: [shortcut, bn] },
+      relu,
+      { kind: "gap" },
+    ];
+    const sgd: Optimizer = { kind: "sgd", momentum: 0.9, weightDecay: 1e-4 };
+    assert.equal(dnnlEncoderLength(spec(sgd, blocks)), blocks.length);
+    const ours = await run(spec(sgd, blocks), "auto");
+    const one = await run(spec(sgd, blocks), "onnxruntime");
+    ours.losses.forEach((l, i) => assert.ok(Math.abs(l - one.losses[i]) < 1e-5, `loss ${i}`));
+    for (const [name, v] of one.values) {
+      const e = maxRelativeError(ours.values.get(name)!, v, 1e-5);
+      assert.ok(e < 1e-4, `${name}: relative error ${e}`);
+    }
+  },
+});
+
+Deno.test({
   name: "oneDNN engine: same seed, same bytes",
   ignore: dnnl === null,
   fn: async () => {
