@@ -90,6 +90,9 @@ function runningUpdate(old: Float32Array, batch: Float32Array, scale: number, ou
 }
 
 class Builder {
+  /** Every batch norm's batch mean and variance, where a NaN or infinity anywhere shows. */
+  readonly stats: Float32Array[] = [];
+
   constructor(
     readonly dnnl: Dnnl,
     readonly rows: number,
@@ -176,6 +179,7 @@ class Builder {
         const op = new DnnlBatchNorm(this.dnnl, image, BN_EPS, relu);
         const mean = new Float32Array(shape[0]);
         const variance = new Float32Array(shape[0]);
+        this.stats.push(mean, variance);
         const count = this.rows * shape[1] * shape[2];
         const [dscale, dshift] = [
           this.grads.get(`${name}.scale`)!,
@@ -256,6 +260,7 @@ export class DnnlStep {
   /** Head tensor name -> the full model's name. */
   readonly #rename: (name: string) => string;
   readonly #rows: number;
+  readonly #stats: Float32Array[];
 
   private constructor(
     dnnl: Dnnl,
@@ -284,6 +289,13 @@ export class DnnlStep {
     this.#input = builder.buffer(input);
     this.#features = builder.build(spec.blocks.slice(0, length), "", this.#input, null, input);
     this.#nodes = this.#features.nodes;
+    this.#stats = builder.stats;
+  }
+
+  /** False when the forward pass met a NaN or infinity: oneDNN's fused ReLU maps NaN to 0, so
+   * the loss alone would not show it (the one-graph step's loss is NaN then). */
+  #finite(): boolean {
+    return this.#stats.every((v) => v.every(Number.isFinite));
   }
 
   static async create(dnnl: Dnnl, spec: StepSpec, threads?: number): Promise<DnnlStep> {
@@ -357,7 +369,8 @@ export class DnnlStep {
       }
     }
     await this.#update.run(updateFeeds, updateFetches);
-    return { loss: (out.loss.data as Float32Array)[0], y: out.y.data as Float32Array };
+    const loss = this.#finite() ? (out.loss.data as Float32Array)[0] : NaN;
+    return { loss, y: out.y.data as Float32Array };
   }
 
   async release(): Promise<void> {

@@ -136,6 +136,21 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "oneDNN engine: a NaN in the input gives a NaN loss, as the one-graph step does",
+  ignore: dnnl === null,
+  fn: async () => {
+    const s = spec({ kind: "sgd", momentum: 0.9, weightDecay: 0 });
+    for (const engine of ["auto", "onnxruntime"] as const) {
+      const trainer = await Trainer.create(trainStep(s), 4, [12, 12, 12, 2], undefined, engine);
+      const x = views(0);
+      x[17] = NaN;
+      assert.ok(Number.isNaN(await trainer.step(x, { lr: 0.05 })), trainer.engine);
+      await trainer.release();
+    }
+  },
+});
+
 Deno.test("encoders oneDNN does not cover stay on the one-graph step", () => {
   const sgd: Optimizer = { kind: "sgd", momentum: 0.9, weightDecay: 0 };
   assert.equal(dnnlEncoderLength(spec(sgd)), ENCODER.length);
