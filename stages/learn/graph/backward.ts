@@ -1,15 +1,18 @@
 // Reverse mode, written by hand per block, as ONNX nodes. The forward pass is emitted onto a tape
-// that keeps what each backward needs (a conv's input, batch norm's xhat and 1/std, max-pool
+// that keeps what each backward needs (a conv's input, batch norm's x - mean and 1/std, max-pool
 // indices), then the tape is walked backwards. Training graphs have a fixed batch size, so every
 // shape here is static.
 //
 // Per block (NCHW; y = f(x), dy given):
-//   conv      dx = ConvTranspose(dy, W); dW = Conv(x^T, dy^T, dilation = stride)^T over the
-//             batch axis (the swapped-axes convolution); db = sum(dy)
-//   batchnorm dx = (1/std)(dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = gamma dy;
-//             dgamma = sum(dy xhat); dbeta = sum(dy)
+//   conv      dx = ConvTranspose(dy, W), or Conv(dy, W^T flipped) where that measured faster;
+//             dW = GEMMs of dy by the k^2 shifted (strided) copies of the padded input;
+//             db = sum(dy)
+//   batchnorm y = (x - mean) a + beta with a = gamma / std; saves x - mean, so
+//             dx = a dy + b (x - mean) + c per channel, b = -a dgamma / (std M),
+//             c = -a dbeta / M (M values per channel); dgamma = sum(dy (x - mean)) / std;
+//             dbeta = sum(dy)
 //   relu      dx = dy where y > 0
-//   maxpool   dx = scatter-add of dy at the argmax indices
+//   maxpool   dx = MaxUnpool(dy) at the argmax indices (ties: the first in the window, as tfjs)
 //   gap       dx = dy / (H W) broadcast
 //   dense     dx = dy W^T; dW = x^T dy; db = sum(dy)
 //   l2norm    dx = (dy - y sum(y dy)) / |x|
@@ -136,9 +139,10 @@ export function emitTapedForward(
         const [centred] = g.node("Sub", [x, mean]);
         const variance = reduceMean(g.node("Mul", [centred, centred])[0]);
         const invStd = invStdOf(variance);
-        const [xhat] = g.node("Mul", [centred, invStd]);
-        [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
-        Object.assign(saved, { xhat, invStd, gamma });
+        // One pass fewer than normalising first: the scale folds into a per-channel factor.
+        const [a] = g.node("Mul", [gamma, invStd]);
+        [y] = g.node("Add", [...g.node("Mul", [centred, a]), beta]);
+        Object.assign(saved, { centred, invStd, a });
         if (tape.batch === null) break;
         // Running statistics as PyTorch keeps them: momentum 0.1, unbiased variance.
         const batch = tape.batch;
@@ -322,7 +326,9 @@ function outShapeOf(block: Block & { kind: "residual" }, shape: ActShape): ActSh
 
 /**
  * The backward pass from dy (the gradient of the output of `entries`); adds each parameter's
- * gradient to `grads` (summing where a parameter is used twice) and returns dx.
+ * gradient to `grads` (summing where a parameter is used twice) and returns dx. A training step
+ * passes inputGradient = false: a first conv then skips its dx (onnxruntime runs unused nodes),
+ * and the returned value is not the input's gradient.
  */
 export function emitBackward(
   g: GraphBuilder,
@@ -331,6 +337,7 @@ export function emitBackward(
   batch: number,
   param: (name: string) => string,
   grads: Map<string, string>,
+  inputGradient = true,
   skipGrads: string[] = [],
 ): string {
   const add = (name: string, value: string) => {
@@ -348,34 +355,20 @@ export function emitBackward(
         const outputPadding = [1, 2].map((a) =>
           shape[a] - ((out[a] - 1) * s - 2 * pad + block.kernel)
         );
-        const [dx] = g.node("ConvTranspose", [d, param(`${name}.weight`)], {
-          attributes: {
-            kernel_shape: ints([block.kernel, block.kernel]),
-            pads: ints([pad, pad, pad, pad]),
-            strides: ints([s, s]),
-            output_padding: ints(outputPadding),
-          },
-        });
-        // Weight gradient: the batch axis becomes the channel axis of a convolution of x by dy.
-        const [xT] = g.node("Transpose", [x], { attributes: { perm: ints([1, 0, 2, 3]) } });
-        const [dyT] = g.node("Transpose", [d], { attributes: { perm: ints([1, 0, 2, 3]) } });
-        let [dw] = g.node("Conv", [xT, dyT], {
-          attributes: { pads: ints([pad, pad, pad, pad]), dilations: ints([s, s]) },
-        });
-        const reach = shape[1] + 2 * pad - (out[1] - 1) * s;
-        if (reach !== block.kernel || shape[2] + 2 * pad - (out[2] - 1) * s !== block.kernel) {
-          // A stride that does not divide the padded size leaves extra taps: keep the first k.
-          [dw] = g.node("Slice", [
-            dw,
-            shapeConst(g, `${name}.s0`, [0, 0]),
-            shapeConst(g, `${name}.s1`, [block.kernel, block.kernel]),
-            shapeConst(g, `${name}.sa`, [2, 3]),
-          ]);
-        }
-        add(
-          `${name}.weight`,
-          g.node("Transpose", [dw], { attributes: { perm: ints([1, 0, 2, 3]) } })[0],
-        );
+        const w = param(`${name}.weight`);
+        const dx = e === 0 && !inputGradient
+          ? d
+          : s === 1 && shape[0] === block.out
+          ? flippedConv(g, name, d, w, block.kernel, pad)
+          : g.node("ConvTranspose", [d, w], {
+            attributes: {
+              kernel_shape: ints([block.kernel, block.kernel]),
+              pads: ints([pad, pad, pad, pad]),
+              strides: ints([s, s]),
+              output_padding: ints(outputPadding),
+            },
+          })[0];
+        add(`${name}.weight`, weightGrad(g, name, x, d, block, shape, out));
         if (block.bias) {
           add(
             `${name}.bias`,
@@ -390,23 +383,22 @@ export function emitBackward(
       case "batchnorm": {
         const image = shape.length === 3;
         const axes = shapeConst(g, `${name}.gaxes`, image ? [0, 2, 3] : [0]);
-        const reduce = (v: string, keep: number) =>
-          g.node(keep ? "ReduceMean" : "ReduceSum", [v, ...(keep ? [] : [axes])], {
-            attributes: keep
-              ? { axes: ints(image ? [0, 2, 3] : [0]), keepdims: { int: 1 } }
-              : { keepdims: { int: 0 } },
-          })[0];
-        const { xhat, invStd, gamma } = saved;
-        add(`${name}.scale`, reduce(g.node("Mul", [d, xhat])[0], 0));
-        add(`${name}.shift`, reduce(d, 0));
-        const [dxhat] = g.node("Mul", [d, gamma]);
-        const meanD = reduce(dxhat, 1);
-        const meanDX = reduce(g.node("Mul", [dxhat, xhat])[0], 1);
-        const [inner] = g.node("Sub", [
-          ...g.node("Sub", [dxhat, meanD]),
-          ...g.node("Mul", [xhat, meanDX]),
+        const sum = (v: string) =>
+          g.node("ReduceSum", [v, axes], { attributes: { keepdims: { int: 1 } } })[0];
+        const flat = shapeConst(g, `${name}.gflat`, [shape[0]]);
+        const { centred, invStd, a } = saved;
+        const [dgamma] = g.node("Mul", [sum(g.node("Mul", [d, centred])[0]), invStd]);
+        const dbeta = sum(d);
+        add(`${name}.scale`, g.node("Reshape", [dgamma, flat])[0]);
+        add(`${name}.shift`, g.node("Reshape", [dbeta, flat])[0]);
+        const count = batch * shape.slice(1).reduce((m, v) => m * v, 1);
+        const [minusA] = g.node("Mul", [a, scalar(g, `${name}.per`, -1 / count)]);
+        const [b] = g.node("Mul", [...g.node("Mul", [minusA, dgamma]), invStd]);
+        const [c] = g.node("Mul", [minusA, dbeta]);
+        [d] = g.node("Add", [
+          ...g.node("Add", [...g.node("Mul", [d, a]), ...g.node("Mul", [centred, b])]),
+          c,
         ]);
-        [d] = g.node("Mul", [inner, invStd]);
         break;
       }
       case "relu": {
@@ -415,15 +407,18 @@ export function emitBackward(
         break;
       }
       case "maxpool": {
-        const size = batch * shape.reduce((a, b) => a * b, 1);
-        const [zeros] = g.node("ConstantOfShape", [shapeConst(g, `${name}.size`, [size])]);
-        const flat = shapeConst(g, `${name}.flat`, [-1]);
-        const [scattered] = g.node("ScatterElements", [
-          zeros,
-          ...g.node("Reshape", [saved.index, flat]),
-          ...g.node("Reshape", [d, flat]),
-        ], { attributes: { axis: { int: 0 }, reduction: { string: "add" } } });
-        [d] = g.node("Reshape", [scattered, shapeConst(g, `${name}.xshape`, [batch, ...shape])]);
+        // MaxUnpool writes each dy at its window's argmax (windows do not overlap, kernel = stride):
+        // one pass, where a scatter-add into zeros took two and measured slower.
+        [d] = g.node("MaxUnpool", [
+          d,
+          saved.index,
+          shapeConst(g, `${name}.xshape`, [batch, ...shape]),
+        ], {
+          attributes: {
+            kernel_shape: ints([block.size, block.size]),
+            strides: ints([block.size, block.size]),
+          },
+        });
         break;
       }
       case "gap": {
@@ -545,12 +540,98 @@ export function emitBackward(
         break;
       }
       case "residual": {
-        const a = emitBackward(g, entries[e].body!, d, batch, param, grads, skipGrads);
-        const b = emitBackward(g, entries[e].shortcut!, d, batch, param, grads, skipGrads);
+        const a = emitBackward(g, entries[e].body!, d, batch, param, grads, true, skipGrads);
+        const b = emitBackward(g, entries[e].shortcut!, d, batch, param, grads, true, skipGrads);
         [d] = g.node("Add", [a, b]);
         break;
       }
     }
   }
   return d;
+}
+
+// Per-layer formulations, chosen by measurement (BENCHMARKS.md, "training step: formulations";
+// onnxruntime 1.30, 1 and 2 threads): the input gradient of a stride-1 conv that keeps its channel
+// count (every ResNet-18 body conv) is a Conv by the flipped, transposed kernel, which beats
+// ConvTranspose there by 10-20 %, while ConvTranspose wins where the channel count changes (the
+// small CNN). The weight gradient is GEMMs over shifted copies of the input: one GEMM per kernel
+// tap, or one GEMM over all taps stacked (im2col) for inputs of few channels; both beat the
+// swapped-axes conv, which onnxruntime runs unblocked, by 1.3-2x.
+const STACK_MAX_CHANNELS = 8;
+
+/** dx of a stride-1 conv: Conv(dy, W^T flipped), W^T swapping the in and out channels. */
+function flippedConv(
+  g: GraphBuilder,
+  name: string,
+  dy: string,
+  w: string,
+  kernel: number,
+  pad: number,
+): string {
+  const [transposed] = g.node("Transpose", [w], { attributes: { perm: ints([1, 0, 2, 3]) } });
+  const [flipped] = g.node("Slice", [
+    transposed,
+    shapeConst(g, `${name}.fs`, [-1, -1]),
+    shapeConst(g, `${name}.fe`, [-kernel - 1, -kernel - 1]),
+    shapeConst(g, `${name}.fa`, [2, 3]),
+    shapeConst(g, `${name}.fp`, [-1, -1]),
+  ]);
+  const p = kernel - 1 - pad;
+  return g.node("Conv", [dy, flipped], {
+    attributes: { kernel_shape: ints([kernel, kernel]), pads: ints([p, p, p, p]) },
+  })[0];
+}
+
+/**
+ * dW[o, c, a, b] = sum over n, i, j of dy[n, o, i, j] x_padded[n, c, s i + a, s j + b]: for each
+ * tap (a, b) the strided shift of the channel-first padded input, a [C, N Ho Wo] matrix, against
+ * dy as [O, N Ho Wo].
+ */
+function weightGrad(
+  g: GraphBuilder,
+  name: string,
+  x: string,
+  dy: string,
+  block: Block & { kind: "conv" },
+  shape: ActShape,
+  out: ActShape,
+): string {
+  const { kernel: k, stride: s } = block;
+  const pad = convPad(block);
+  const channelFirst = { attributes: { perm: ints([1, 0, 2, 3]) } };
+  let [xT] = g.node("Transpose", [x], channelFirst);
+  if (pad > 0) {
+    [xT] = g.node("Pad", [xT, shapeConst(g, `${name}.pads`, [0, 0, pad, pad, 0, 0, pad, pad])]);
+  }
+  const matrix = shapeConst(g, `${name}.cm`, [shape[0], -1]);
+  const axes = shapeConst(g, `${name}.ca`, [2, 3]);
+  const steps = shapeConst(g, `${name}.cs`, [s, s]);
+  const taps: string[] = [];
+  for (let a = 0; a < k; a++) {
+    for (let b = 0; b < k; b++) {
+      const shifted = k === 1 && s === 1 ? xT : g.node("Slice", [
+        xT,
+        shapeConst(g, `${name}.c${a}.${b}`, [a, b]),
+        shapeConst(g, `${name}.e${a}.${b}`, [a + (out[1] - 1) * s + 1, b + (out[2] - 1) * s + 1]),
+        axes,
+        steps,
+      ])[0];
+      taps.push(g.node("Reshape", [shifted, matrix])[0]);
+    }
+  }
+  const [dyT] = g.node("Reshape", [
+    ...g.node("Transpose", [dy], channelFirst),
+    shapeConst(g, `${name}.dm`, [out[0], -1]),
+  ]);
+  const gemm = (patches: string) =>
+    g.node("Gemm", [dyT, patches], { attributes: { transB: { int: 1 } } })[0];
+  const concat = (values: string[], axis: number) =>
+    values.length === 1
+      ? values[0]
+      : g.node("Concat", values, { attributes: { axis: { int: axis } } })[0];
+  // [O, k k C] in (a, b, c) order either way.
+  const product = shape[0] < STACK_MAX_CHANNELS ? gemm(concat(taps, 0)) : concat(taps.map(gemm), 1);
+  return g.node("Transpose", [
+    ...g.node("Reshape", [product, shapeConst(g, `${name}.wk`, [out[0], k, k, shape[0]])]),
+  ], { attributes: { perm: ints([0, 3, 1, 2]) } })[0];
 }

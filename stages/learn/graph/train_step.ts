@@ -33,6 +33,9 @@ export interface StepSpec {
   readonly optimizer: Optimizer;
   /** Global gradient-norm clipping (0 = off). */
   readonly clip: number;
+  /** Also output the gradient of the loss by the input x, as "dx" (for a step whose encoder runs
+   * elsewhere, ./dnnl_step.ts). */
+  readonly inputGradient?: boolean;
 }
 
 /**
@@ -54,6 +57,8 @@ export type LossSpec =
   | { readonly kind: "swav"; readonly temperature: number };
 
 export interface StepGraph {
+  /** What the graph was compiled from (another engine may run the same step). */
+  readonly spec: StepSpec;
   readonly model: Uint8Array;
   readonly params: ParamSpec[];
   /** Optimizer state tensors: name and shape. */
@@ -148,7 +153,14 @@ export function trainStep(spec: StepSpec): StepGraph {
   g.node("Identity", [y], { outputs: ["y"] });
   g.output("y", "float", outShape);
   const grads = new Map<string, string>();
-  emitBackward(g, tape.entries, dy, rows, (name) => name, grads);
+  const dx = emitBackward(g, tape.entries, dy, rows, (name) => name, grads, !!spec.inputGradient);
+  if (spec.inputGradient) {
+    g.node(image ? "Transpose" : "Identity", [dx], {
+      outputs: ["dx"],
+      ...(image ? { attributes: { perm: { ints: [0, 2, 3, 1] } } } : {}),
+    });
+    g.output("dx", "float", [rows, ...spec.input]);
+  }
   let gradList = trainable.map((p) => grads.get(p.name)!);
   if (spec.clip > 0) gradList = emitClip(g, gradList, spec.clip);
   trainable.forEach((p, i) => {
@@ -164,5 +176,5 @@ export function trainStep(spec: StepSpec): StepGraph {
     g.node("Identity", [value], { outputs: [`${name}:out`] });
     g.output(`${name}:out`, "float", params.find((p) => p.name === name)!.shape);
   }
-  return { model: g.build(), params, state, scalars, inputs };
+  return { spec, model: g.build(), params, state, scalars, inputs };
 }
