@@ -12,7 +12,7 @@ batches in order 0, 1, 2, ... whatever n is, and the resume token of the last ba
 exactly where to continue. The loop saves that state after every step; rerun it after a crash and
 it receives exactly the batches it had not trained on.
 """
-import argparse, json, os, sys, urllib.parse
+import argparse, json, os, sys, time, urllib.parse
 
 import numpy as np
 import torch
@@ -95,6 +95,7 @@ def main():
     parser.add_argument("--state", help="checkpoint (data position, model, optimizer), saved every step")
     parser.add_argument("--out", help="save each batch's arrays as DIR/<epoch>-<index>-<name>.npy")
     parser.add_argument("--token-file")
+    parser.add_argument("--step-seconds", type=float, default=0, help="extra time per step (a bigger model)")
     args = parser.parse_args()
     token = open(args.token_file).read().strip() if args.token_file else None
     torch.manual_seed(0)
@@ -118,6 +119,7 @@ def main():
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            time.sleep(args.step_seconds)
             if args.out:
                 os.makedirs(args.out, exist_ok=True)
                 for name in ("images", "labels", "ids", "provenance"):
