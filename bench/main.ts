@@ -4,6 +4,7 @@
 import { benchAugment } from "./augment.ts";
 import { benchClosedForm } from "./closed_form.ts";
 import { benchLearners } from "./learners.ts";
+import { benchStream } from "./stream.ts";
 import { benchTrainStep } from "./train_step.ts";
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
@@ -11,6 +12,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   augment: benchAugment,
   "train-step": benchTrainStep,
   learners: benchLearners,
+  stream: benchStream,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));
