@@ -19,12 +19,11 @@ def frames(url, token=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as body:
         while head := body.read(8):
-            length = int.from_bytes(head, "little")
-            header = json.loads(text) if len(head) == 8 and len(text := body.read(length)) == length else None
-            metadata = header.pop("__metadata__") if header else {}
-            size = max(t["data_offsets"][1] for t in header.values()) if header else 1
-            if len(data := body.read(size)) < size:
-                raise EOFError(f"stream ended inside a frame (after frame {metadata.get('index')})")
+            header = json.loads(body.read(int.from_bytes(head, "little")))  # cut short: ValueError
+            metadata = header.pop("__metadata__")
+            size = max(t["data_offsets"][1] for t in header.values())
+            if len(head) < 8 or len(data := body.read(size)) < size:
+                raise EOFError(f"stream ended inside frame {metadata.get('index')}")
             yield metadata, {
                 name: np.frombuffer(data, DTYPES[t["dtype"]], int(np.prod(t["shape"])),
                                     t["data_offsets"][0]).reshape(t["shape"])

@@ -45,6 +45,25 @@ const TORCH_PYTHON = await (async () => {
   return null;
 })();
 
+/** Whether python3 has Hugging Face's safetensors (the format's own reader). */
+const HAS_SAFETENSORS = await (async () => {
+  try {
+    const out = await new Deno.Command("python3", {
+      args: ["-c", "import safetensors.numpy"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+})();
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 interface Generated {
   images: Float32Array;
   labels: Int32Array;
@@ -258,6 +277,40 @@ Deno.test("serve: the numpy and PyTorch clients, determinism, shares, every 4xx"
         },
       });
 
+      await t.step({
+        name: "Hugging Face's safetensors reads a frame as is (tensors and metadata)",
+        ignore: !HAS_SAFETENSORS,
+        fn: async () => {
+          const frame = await bytes(server, "/v1/batch?job=b&rank=1&world=2&index=2&layout=nchw");
+          await Deno.writeFile(`${tmp}/frame.safetensors`, frame);
+          const script = `
+import hashlib, json, sys
+from safetensors import safe_open
+from safetensors.numpy import load
+arrays = load(open(sys.argv[1], "rb").read())
+with safe_open(sys.argv[1], "np") as f:
+    metadata = f.metadata()
+print(json.dumps({"metadata": metadata, "tensors": {k: [str(a.dtype), list(a.shape),
+    hashlib.sha256(a.tobytes()).hexdigest()] for k, a in arrays.items()}}))`;
+          const run = await new Deno.Command("python3", {
+            args: ["-c", script, `${tmp}/frame.safetensors`],
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          assert.ok(run.success, new TextDecoder().decode(run.stderr));
+          const read = JSON.parse(new TextDecoder().decode(run.stdout));
+          const mine = decodeFrame(frame);
+          assert.deepEqual(read.metadata, mine.metadata);
+          const hash = (a: ArrayBufferView) =>
+            sha256(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+          assert.deepEqual(read.tensors, {
+            images: ["float32", [16, 1, 28, 28], await hash(mine.images)],
+            labels: ["int32", [16], await hash(mine.labels)],
+            ids: ["int32", [16], await hash(mine.ids)],
+            provenance: ["uint8", [16], await hash(mine.provenance)],
+          });
+        },
+      });
       await t.step(
         "the same key gives the same bytes; /v1/batch, from= and the resume token agree",
         async () => {
@@ -423,6 +476,46 @@ Deno.test("serve: a bearer token guards every request; off loopback it is requir
         headers: { authorization: "Bearer s3cret-token" },
       });
       assert.equal((await readAll(ok)).length, 2);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+Deno.test("serve: closed-form + contrastive views stream what the pipeline writes for the same batches", async () => {
+  await withTempDir(async (tmp) => {
+    const settings = {
+      seed: 5,
+      data: { source: "mnist", size: 200 },
+      generate: { generator: "closed-form", count: 48, batchSize: 16, params: { steps: 5 } },
+      augment: { stage: "contrastive", params: { preset: "weak", size: 20 } },
+    };
+    await Deno.writeTextFile(`${tmp}/serve.json`, JSON.stringify(settings));
+    await Deno.writeTextFile(
+      `${tmp}/pipeline.json`,
+      JSON.stringify({ ...settings, out: { dir: `${tmp}/out`, summary: false } }),
+    );
+    const [server, run] = await Promise.all([
+      startServer(`${tmp}/serve.json`),
+      runCli(["pipeline", "--config", `${tmp}/pipeline.json`]),
+    ]);
+    try {
+      assert.equal(run.code, 0, run.stderr);
+      const images = await npy(`${tmp}/out/images-00000.npy`);
+      const labels = await npy(`${tmp}/out/labels-00000.npy`);
+      assert.deepEqual(images.shape, [96, 20, 20, 1]);
+      const got = await frames(server, "/v1/stream");
+      assert.equal(got.length, 3);
+      const d = 20 * 20;
+      got.forEach((f, k) => {
+        assert.deepEqual(f.imageShape, [32, 20, 20, 1], "2 views of 16, view-major");
+        assert.equal(f.metadata.augment, "contrastive");
+        assert.equal(f.metadata.generator, "closed-form");
+        assert.deepEqual(f.images, images.values.subarray(32 * k * d, 32 * (k + 1) * d));
+        assert.deepEqual(f.labels, labels.values.subarray(32 * k, 32 * (k + 1)));
+        const positions = Int32Array.from({ length: 16 }, (_, j) => 16 * k + j);
+        assert.deepEqual(f.ids, Int32Array.from([...positions, ...positions]));
+      });
     } finally {
       await server.stop();
     }
