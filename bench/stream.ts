@@ -141,10 +141,11 @@ async function peakRss(pid: number): Promise<number> {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
-const spread = (values: number[]) =>
-  `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}-${
-    Math.max(...values).toFixed(0)
-  })`;
+/** Median (min-max), with one decimal below 100. */
+function spread(values: number[]): string {
+  const f = (v: number) => v.toFixed(median(values) < 100 ? 1 : 0);
+  return `${f(median(values))} (${f(Math.min(...values))}-${f(Math.max(...values))})`;
+}
 
 export async function benchStream(flags: string[]): Promise<void> {
   const images = flag(flags, "images", 4096);
@@ -155,6 +156,8 @@ export async function benchStream(flags: string[]): Promise<void> {
     { generator: "closed-form", params: { steps: 20 }, images: Math.max(BATCH, images / 4) },
   ];
   const rows: string[] = [];
+  // This machine is shared: the load when the bench starts says how much the figures can be trusted.
+  const load = (await Deno.readTextFile("/proc/loadavg")).split(" ")[0];
   const tmp = await Deno.makeTempDir({ prefix: "sia-bench-stream-" });
   try {
     for (const c of cases) {
@@ -223,10 +226,10 @@ export async function benchStream(flags: string[]): Promise<void> {
 training images, batches of ${BATCH}) feeds 1 or 4 concurrent consumers on 127.0.0.1, each reading its
 rank's share of a fresh epoch and decoding every frame; beside it, in the same run and alternating
 with it, one \`generate\` process writes the same number of images as .npy shards (its manifest's
-imagesPerSecond, load time excluded). closed-form runs ${
-      cases[1].images
-    } images with 20 steps. Medians
-(min-max) of ${repeats} runs; peak RSS in MiB (serve: its VmHWM after all runs; generate: /usr/bin/time).
+imagesPerSecond, load time excluded, but its first batch builds the closed-form fields, which the
+server built during its warm-up epoch). closed-form runs ${cases[1].images} images with 20 steps.
+Medians (min-max) of ${repeats} runs; peak RSS in MiB (serve: its VmHWM after all runs; generate:
+/usr/bin/time). Load average when the bench started: ${load} (2 cores).
 
 | generator | consumers | frames/s | MB/s | images/s served | images/s generate writes | serve / generate | serve peak RSS | generate peak RSS |
 |---|---|---|---|---|---|---|---|---|
