@@ -225,7 +225,7 @@ Deno.test("serve: the numpy and PyTorch clients, determinism, shares, every 4xx"
             out,
           ];
           const first = new Deno.Command(TORCH_PYTHON!, {
-            args: [...args, "--step-seconds", "0.2"],
+            args: [...args, "--step-seconds", "0.5"],
             stdout: "piped",
             stderr: "null",
           }).spawn();
@@ -234,7 +234,7 @@ Deno.test("serve: the numpy and PyTorch clients, determinism, shares, every 4xx"
           for await (const chunk of first.stdout) {
             text += new TextDecoder().decode(chunk);
             const lines = text.split("\n").slice(0, -1);
-            if (lines.length >= 3) {
+            if (lines.length >= 2) {
               first.kill("SIGKILL");
               seen.push(...lines.map((l) => JSON.parse(l)));
               break;
@@ -249,8 +249,8 @@ Deno.test("serve: the numpy and PyTorch clients, determinism, shares, every 4xx"
           const token = new URLSearchParams(new TextDecoder().decode(resume).trim());
           const next = Number(token.get("from"));
           assert.equal(token.get("epoch"), "0", "killed in epoch 0");
-          assert.ok(next >= 3 && next < p, `killed mid-epoch (at ${next} of ${p})`);
-          assert.deepEqual(seen.map((s) => s.index), [0, 1, 2]);
+          assert.ok(next >= 2 && next < p, `killed mid-epoch (at ${next} of ${p})`);
+          assert.deepEqual(seen.map((s) => s.index), [0, 1]);
           const second = await new Deno.Command(TORCH_PYTHON!, {
             args,
             stdout: "piped",
