@@ -16,7 +16,7 @@ import { describeTable3, resolveTable3Config, runTable3 } from "./pipeline/table
 import type { Table3Config } from "./pipeline/table3/run.ts";
 import type { PipelineConfig } from "./pipeline/config.ts";
 import { describeSection, parseValue, suggestion } from "./core/schema.ts";
-import { resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
+import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
 import { serve } from "./pipeline/serve/stream.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
@@ -271,20 +271,9 @@ async function serveCommand(flags: Record<string, unknown>): Promise<number> {
   const port = typeof flags.port === "string"
     ? parseValue("--port", { type: "int", min: 0, max: 65535, default: 0, doc: "" }, flags.port)
     : 8470;
-  let token: string | null = null;
-  if (typeof flags["token-file"] === "string") {
-    const path = flags["token-file"];
-    try {
-      token = (await Deno.readTextFile(path)).trim();
-    } catch (e) {
-      throw new SiaError(
-        `${path}: cannot read the token file (${e instanceof Error ? e.message : e})`,
-      );
-    }
-    if (!token || /\s/.test(token)) {
-      throw new SiaError(`${path}: the token file must hold one token (one word, no spaces)`);
-    }
-  }
+  const token = typeof flags["token-file"] === "string"
+    ? await readTokenFile(flags["token-file"])
+    : null;
   let onSignal = () => {};
   const stop = new Promise<void>((resolve) => (onSignal = resolve));
   let stopped = false;

@@ -2,7 +2,7 @@
 // a "serve" section: the jobs it serves, the largest batch a consumer may ask for, and the rule
 // for each epoch's last short share. It writes no files, so out.dir is not needed.
 
-import { keyError } from "../../core/errors.ts";
+import { keyError, SiaError } from "../../core/errors.ts";
 import { resolveSection } from "../../core/schema.ts";
 import type { Resolved } from "../../core/schema.ts";
 import { resolveConfig } from "../config.ts";
@@ -69,4 +69,20 @@ export function resolveServeConfig(raw: Record<string, unknown>): ServeConfig {
     serve: resolveSection(SERVE_SECTION, section, "serve."),
     jobs: resolveJobs(jobs, pipeline.seed),
   };
+}
+
+/** The bearer token in a file: one word, surrounding whitespace ignored. */
+export async function readTokenFile(path: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(path)).trim();
+  } catch (e) {
+    throw new SiaError(
+      `${path}: cannot read the token file (${e instanceof Error ? e.message : e})`,
+    );
+  }
+  if (!token || /\s/.test(token)) {
+    throw new SiaError(`${path}: the token file must hold one token (one word, no spaces)`);
+  }
+  return token;
 }

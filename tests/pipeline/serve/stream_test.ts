@@ -461,6 +461,15 @@ Deno.test("serve: a bearer token guards every request; off loopback it is requir
       `${tmp}/nope`,
     ]);
     assertOneLineError(missing, 1, `${tmp}/nope: cannot read the token file`);
+    await Deno.writeTextFile(`${tmp}/blank`, " \n");
+    const blank = await runCli([
+      "serve",
+      "--config",
+      `${tmp}/serve.json`,
+      "--token-file",
+      `${tmp}/blank`,
+    ]);
+    assertOneLineError(blank, 1, `${tmp}/blank: the token file must hold one token`);
     const server = await startServer(`${tmp}/serve.json`, "--token-file", `${tmp}/token`);
     try {
       for (const header of [undefined, "Bearer wrong", "s3cret-token", "Bearer s3cret-token2"]) {
