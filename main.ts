@@ -19,6 +19,8 @@ import { applyExperimentSet } from "./pipeline/experiments/shared.ts";
 import type { PipelineConfig } from "./pipeline/config.ts";
 import { describeSection, parseValue, suggestion } from "./core/schema.ts";
 import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flow.ts";
+import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
+import { serve } from "./pipeline/serve/stream.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 
@@ -123,6 +125,34 @@ checkpoint and exits 130; --resume continues from DIR/flow.ckpt bit for bit.
 
 Flow options (--set key=value):
 ${describeSection(FLOW_SECTION, "  ").join("\n")}`,
+  serve: {
+    options: {
+      ...COMMON,
+      config: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      "token-file": { type: "string" },
+    } as Options,
+    usage:
+      `Usage: deno task run serve --config FILE [--port P] [--host H] [--token-file F] [--set key=value ...]
+
+Streams generated (and augmented) batches to training jobs over HTTP, one safetensors frame per
+batch; a batch is a pure function of (config, job, rank, world, epoch, index). See the README's
+"Streaming to training jobs" section for the endpoints, the share rule and the frame format.
+
+  --config FILE       a pipeline config (data, generate, augment) with an optional "serve" section
+  --port P            TCP port (default 8470; 0 picks a free one, printed on stderr)
+  --host H            address to bind (default 127.0.0.1); any non-loopback host needs --token-file
+  --token-file F      a file holding a bearer token; every request must then send
+                      "Authorization: Bearer TOKEN" or gets 401
+  --set key=value     overrides a pipeline config key by its dotted path (repeatable)
+  --debug             stack traces on errors
+  -h, --help          this help
+
+The "serve" section (key, meaning, type, default):
+${describeSection(SERVE_SECTION, "serve.").join("\n")}
+  serve.jobs          {"name": {"seed": S}, ...}: the jobs served and their seeds (default: any job
+                      name, all on the config's seed)`,
   },
 } as const;
 
@@ -133,12 +163,14 @@ const MAIN_USAGE = `sia: stochastic-interpolant augmentation
 Usage:
   deno task run pipeline --config configs/quick.json [--generator NAME] [--set key=value ...]
   deno task run generate --data mnist --generator noise --count N --seed S --out DIR [--set key=value ...]
+  deno task run serve --config FILE [--port P] [--host H] [--token-file F]
   deno task run help COMMAND
 
 Commands:
   pipeline   run the whole graph from a config file
   generate   loader + generator only: .npy shards and a manifest
   train-flow train a velocity U-Net and export it as flow.onnx + flow.json
+  serve      stream batches to training jobs over HTTP (safetensors frames)
   help       help for a command (or pass --help to it)
 
 Exit status: 0 done, 1 bad input, 2 bad flags or config keys, 130 stopped by Ctrl-C.`;
@@ -247,6 +279,44 @@ function generateConfig(flags: Record<string, unknown>) {
   return resolveConfig(raw);
 }
 
+async function serveCommand(flags: Record<string, unknown>): Promise<number> {
+  if (typeof flags.config !== "string") throw keyError("--config", "missing (pass --config FILE)");
+  const raw = await readConfigFile(flags.config);
+  for (const assignment of asList(flags.set as string[])) applySet(raw, assignment);
+  let config;
+  try {
+    config = resolveServeConfig(raw);
+  } catch (e) {
+    if (e instanceof SiaError) throw new SiaError(`${flags.config}: ${e.message}`, e.exitCode);
+    throw e;
+  }
+  const port = typeof flags.port === "string"
+    ? parseValue("--port", { type: "int", min: 0, max: 65535, default: 0, doc: "" }, flags.port)
+    : 8470;
+  const token = typeof flags["token-file"] === "string"
+    ? await readTokenFile(flags["token-file"])
+    : null;
+  let onSignal = () => {};
+  const stop = new Promise<void>((resolve) => (onSignal = resolve));
+  let stopped = false;
+  Deno.addSignalListener("SIGINT", () => {
+    stopped = true;
+    onSignal();
+  });
+  await serve(config, {
+    hostname: typeof flags.host === "string" ? flags.host : "127.0.0.1",
+    port: port as number,
+    token,
+    log: (line) => console.error(line),
+    stop,
+    onListen: (url) =>
+      console.error(
+        `[sia] serving on ${url}/ (GET /v1/stream, /v1/batch, /v1/health, /v1/status, /metrics)`,
+      ),
+  });
+  return stopped ? 130 : 0;
+}
+
 async function main(args: string[]): Promise<number> {
   const debug = args.includes("--debug");
   try {
@@ -272,6 +342,7 @@ async function main(args: string[]): Promise<number> {
       return 0;
     }
     if (name === "train-flow") return await trainFlowCommand(flags);
+    if (name === "serve") return await serveCommand(flags);
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
       : { pipeline: generateConfig(flags) };

@@ -5,6 +5,7 @@ import { benchAugment } from "./augment.ts";
 import { benchClosedForm } from "./closed_form.ts";
 import { benchFlow } from "./flow.ts";
 import { benchLearners } from "./learners.ts";
+import { benchStream } from "./stream.ts";
 import { benchTrainStep } from "./train_step.ts";
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
@@ -13,6 +14,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   "train-step": benchTrainStep,
   learners: benchLearners,
   flow: benchFlow,
+  stream: benchStream,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));

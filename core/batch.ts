@@ -22,10 +22,21 @@ export interface Batch {
   readonly provenance: Uint8Array;
   /** Name of the stage that made each image ("" for real images). */
   readonly generator: readonly string[];
+  /** Anchor batches only: the stream position each anchor stands for, which a generator gives
+   * as id (and so as random key) to the image it makes from that anchor. Without it a generator
+   * numbers its images by its running count. */
+  readonly samples?: Int32Array;
 }
 
 export function imageSize(shape: Shape): number {
   return shape[1] * shape[2] * shape[3];
+}
+
+/** The ids a generator gives the images it makes from `anchors`: their stream positions, or
+ * `next`, `next + 1`, ... (its running count) for anchors that carry none. */
+export function sampleIds(anchors: Batch, next: number): Int32Array {
+  return anchors.samples?.slice() ??
+    Int32Array.from({ length: anchors.shape[0] }, (_, j) => next + j);
 }
 
 /** Builds a batch after checking that every per-image array agrees with the shape. */

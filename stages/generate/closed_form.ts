@@ -6,7 +6,7 @@
 
 import { concatMap, finalize } from "rxjs";
 import { Rng } from "../../core/rng.ts";
-import { imageSize, makeBatch } from "../../core/batch.ts";
+import { imageSize, makeBatch, sampleIds } from "../../core/batch.ts";
 import type { Batch, Dataset } from "../../core/batch.ts";
 import { keyError } from "../../core/errors.ts";
 import { defineGenerator } from "../../core/stage.ts";
@@ -172,7 +172,7 @@ export const closedForm = defineGenerator({
     async function generate(anchors: Batch): Promise<Batch> {
       const n = anchors.shape[0];
       const images = new Float32Array(n * d);
-      const ids = Int32Array.from({ length: n }, (_, j) => produced + j);
+      const ids = sampleIds(anchors, produced);
       produced += n;
       const byClass = p.conditional
         ? groupByLabel(anchors.labels)

@@ -6,7 +6,7 @@
 import { map } from "rxjs";
 import { kNearest } from "../../core/nearest.ts";
 import { Rng } from "../../core/rng.ts";
-import { imageSize, makeBatch } from "../../core/batch.ts";
+import { imageSize, makeBatch, sampleIds } from "../../core/batch.ts";
 import type { Batch } from "../../core/batch.ts";
 import { defineGenerator } from "../../core/stage.ts";
 
@@ -50,10 +50,9 @@ export const noise = defineGenerator({
     return map((anchors: Batch): Batch => {
       const n = anchors.shape[0];
       const images = new Float32Array(n * d);
-      const ids = new Int32Array(n);
+      const ids = sampleIds(anchors, produced);
       for (let j = 0; j < n; j++) {
-        const sample = produced + j;
-        ids[j] = sample;
+        const sample = ids[j];
         const rng = new Rng(seed, "noise", sample);
         const out = images.subarray(j * d, (j + 1) * d);
         out.set(anchors.images.subarray(j * d, (j + 1) * d));
