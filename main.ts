@@ -125,6 +125,7 @@ checkpoint and exits 130; --resume continues from DIR/flow.ckpt bit for bit.
 
 Flow options (--set key=value):
 ${describeSection(FLOW_SECTION, "  ").join("\n")}`,
+  },
   serve: {
     options: {
       ...COMMON,

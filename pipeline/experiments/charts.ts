@@ -31,24 +31,38 @@ function text(x: number, y: number, s: string, size: number, anchor: "start" | "
   return { kind: "text", x, y, text: s, size, color: INK, anchor } as const;
 }
 
-function errorBar(marks: Mark[], x: number, y0: number, y1: number, half: number): void {
-  marks.push({ kind: "line", x0: x, y0, x1: x, y1, width: 1.5, color: INK });
+function errorBar(
+  marks: Mark[],
+  x: number,
+  y0: number,
+  y1: number,
+  half: number,
+  color = INK,
+  width = 1.5,
+): void {
+  marks.push({ kind: "line", x0: x, y0, x1: x, y1, width, color });
   for (const y of [y0, y1]) {
-    marks.push({ kind: "line", x0: x - half, y0: y, x1: x + half, y1: y, width: 1.5, color: INK });
+    marks.push({ kind: "line", x0: x - half, y0: y, x1: x + half, y1: y, width, color });
   }
 }
 
-function legend(marks: Mark[], names: readonly string[], x0: number, y: number): void {
-  let x = x0;
+const entryWidth = (name: string) => 20 + 6 * name.length + 20;
+
+/** Legend entries (swatch, name) in rows no wider than `width`; returns the rows used. */
+function legend(marks: Mark[], names: readonly string[], x0: number, y: number, width = Infinity) {
+  let [x, row] = [x0, 0];
   names.forEach((name, i) => {
-    marks.push({ kind: "rect", x, y: y - 10, w: 12, h: 12, fill: COLORS[i % COLORS.length] });
-    marks.push(text(x + 16, y, name, 10, "start"));
-    x += 20 + 6 * name.length + 20;
+    if (x > x0 && x + entryWidth(name) > x0 + width) [x, row] = [x0, row + 1];
+    const top = y + 18 * row;
+    marks.push({ kind: "rect", x, y: top - 10, w: 12, h: 12, fill: COLORS[i % COLORS.length] });
+    marks.push(text(x + 16, top, name, 10, "start"));
+    x += entryWidth(name);
   });
+  return row + 1;
 }
 
 function legendWidth(names: readonly string[]): number {
-  return names.reduce((w, n) => w + 20 + 6 * n.length + 20, 0);
+  return names.reduce((w, n) => w + entryWidth(n), 0);
 }
 
 /** Bars per group (x) and series (colour), with error bars, on a 5-point grid. */
@@ -114,18 +128,18 @@ export function lineChart(spec: {
   readonly yLabel: string;
   readonly panels: readonly LinePanel[];
 }): Drawing {
-  const [plot, left, gap, top] = [300, 60, 30, 70];
+  const [plot, left, gap] = [300, 60, 30];
   const names = spec.panels[0]?.series.map((s) => s.name) ?? [];
-  const width = Math.max(
-    spec.panels.length * (left + plot + gap) + 20,
-    legendWidth(names) + 40,
-  );
+  const width = Math.max(spec.panels.length * (left + plot + gap) + 20, 500);
+  const legendMarks: Mark[] = [];
+  const rows = legend(legendMarks, names, 20, 46, width - 40);
+  const top = 46 + 18 * rows + 24;
   const height = top + plot + 70;
   const marks: Mark[] = [
     { kind: "rect", x: 0, y: 0, w: width, h: height, fill: "#ffffff" },
     { ...text(width / 2, 22, spec.title, 12, "middle"), bold: true },
+    ...legendMarks,
   ];
-  legend(marks, names, 20, 46);
   spec.panels.forEach((panel, k) => {
     const x0 = 10 + k * (left + plot + gap) + left;
     const values = panel.series.flatMap((s) => [
@@ -168,13 +182,15 @@ export function lineChart(spec: {
     marks.push({ ...text(x0 - 40, top + plot / 2, spec.yLabel, 10, "middle"), up: true });
     panel.series.forEach((s, si) => {
       const color = COLORS[si % COLORS.length];
+      // Series side by side around each x, so equal values and their bars stay apart.
+      const dodge = (si - (panel.series.length - 1) / 2) * 4;
       let last: [number, number] | null = null;
       s.points.forEach((e, i) => {
         if (!e) {
           last = null;
           return;
         }
-        const p: [number, number] = [px(panel.xs[i]), py(e.mean)];
+        const p: [number, number] = [px(panel.xs[i]) + dodge, py(e.mean)];
         if (last) {
           marks.push({
             kind: "line",
@@ -187,14 +203,14 @@ export function lineChart(spec: {
           });
         }
         last = p;
-        if (Number.isFinite(e.lo)) errorBar(marks, p[0], py(e.hi), py(e.lo), 3);
+        if (Number.isFinite(e.lo)) errorBar(marks, p[0], py(e.hi), py(e.lo), 2, color, 1);
         marks.push({ kind: "circle", cx: p[0], cy: p[1], r: 3, fill: color });
       });
       s.reference?.forEach((v, i) => {
         if (v === undefined) return;
         marks.push({
           kind: "circle",
-          cx: px(panel.xs[i]),
+          cx: px(panel.xs[i]) + dodge,
           cy: py(v),
           r: 3.5,
           stroke: color,

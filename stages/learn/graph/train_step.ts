@@ -122,7 +122,9 @@ export function trainStep(spec: StepSpec): StepGraph {
       break;
     case "mse":
       ({ loss, dy } = emitMse(g, y, input("target", outShape), outShape.reduce((a, b) => a * b)));
-      if (imageOut) [dy] = g.node("Transpose", [dy], { attributes: { perm: { ints: [0, 3, 1, 2] } } });
+      if (imageOut) {
+        [dy] = g.node("Transpose", [dy], { attributes: { perm: { ints: [0, 3, 1, 2] } } });
+      }
       break;
     case "xent":
       ({ loss, dlogits: dy } = emitSoftmaxCrossEntropy(g, y, input("target", [rows, dim]), rows));
