@@ -14,7 +14,7 @@ import { createSession, GraphBuilder, ort } from "../../../core/onnx.ts";
 import type { ActShape, Block, ParamSpec } from "../blocks/model.ts";
 import { BN_EPS, BN_MOMENTUM, convPad, outputShape, paramSpecs, walk } from "../blocks/model.ts";
 import { emitUpdate, extraInputs, stateNames } from "./optimizers.ts";
-import { trainStep } from "./train_step.ts";
+import { stepRows, trainStep } from "./train_step.ts";
 import type { StepGraph, StepSpec } from "./train_step.ts";
 
 /** Whether oneDNN runs these blocks: ReLU only after batch norm or a residual block. */
@@ -271,7 +271,7 @@ export class DnnlStep {
     update: ort.InferenceSession,
   ) {
     this.name = `oneDNN ${dnnl.version} encoder + onnxruntime head`;
-    const rows = spec.loss.kind === "mse" ? spec.batch : 2 * spec.batch;
+    const rows = stepRows(spec);
     this.#rows = rows;
     this.#head = head;
     this.#headGraph = headGraph;

@@ -69,10 +69,15 @@ export interface StepGraph {
   readonly inputs: { name: string; shape: readonly number[] }[];
 }
 
+/** Rows a step's input has: regressions and classifiers one per image, contrastive losses two. */
+export function stepRows(spec: Pick<StepSpec, "loss" | "batch">): number {
+  return spec.loss.kind === "mse" || spec.loss.kind === "xent" ? spec.batch : 2 * spec.batch;
+}
+
 export function trainStep(spec: StepSpec): StepGraph {
   const image = spec.input.length === 3;
   const shape: ActShape = image ? [spec.input[2], spec.input[0], spec.input[1]] : spec.input;
-  const rows = spec.loss.kind === "mse" || spec.loss.kind === "xent" ? spec.batch : 2 * spec.batch;
+  const rows = stepRows(spec);
   const params = paramSpecs(spec.blocks, shape);
   const out = walk(spec.blocks, shape, () => {});
   // Image outputs (a velocity network's) leave in NHWC, as sia's batches, and need a regression.
