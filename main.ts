@@ -21,6 +21,7 @@ import { describeSection, parseValue, suggestion } from "./core/schema.ts";
 import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flow.ts";
 import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
 import { serve } from "./pipeline/serve/stream.ts";
+import { listenForStop } from "./pipeline/signals.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 
@@ -297,25 +298,20 @@ async function serveCommand(flags: Record<string, unknown>): Promise<number> {
   const token = typeof flags["token-file"] === "string"
     ? await readTokenFile(flags["token-file"])
     : null;
-  let onSignal = () => {};
-  const stop = new Promise<void>((resolve) => (onSignal = resolve));
-  let stopped = false;
-  Deno.addSignalListener("SIGINT", () => {
-    stopped = true;
-    onSignal();
-  });
+  const signal = listenForStop();
   await serve(config, {
     hostname: typeof flags.host === "string" ? flags.host : "127.0.0.1",
     port: port as number,
     token,
     log: (line) => console.error(line),
-    stop,
+    stop: signal.stop,
     onListen: (url) =>
       console.error(
         `[sia] serving on ${url}/ (GET /v1/stream, /v1/batch, /v1/health, /v1/status, /metrics)`,
       ),
   });
-  return stopped ? 130 : 0;
+  signal.dispose();
+  return signal.stopped() ? 130 : 0;
 }
 
 async function main(args: string[]): Promise<number> {
@@ -347,9 +343,8 @@ async function main(args: string[]): Promise<number> {
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
       : { pipeline: generateConfig(flags) };
-    let onSignal = () => {};
-    const stop = new Promise<void>((resolve) => (onSignal = resolve));
-    Deno.addSignalListener("SIGINT", onSignal);
+    const signal = listenForStop();
+    const stop = signal.stop;
     try {
       if ("experiment" in resolved) {
         await runExperiment(resolved.experiment, resolved.config, {
@@ -371,7 +366,7 @@ async function main(args: string[]): Promise<number> {
       console.error(`[sia] wrote ${result.count} images to ${result.dir}/ (manifest.json)`);
       return result.interrupted ? 130 : 0;
     } finally {
-      Deno.removeSignalListener("SIGINT", onSignal);
+      signal.dispose();
     }
   } catch (e) {
     if (e instanceof SiaError) {
@@ -393,18 +388,16 @@ async function trainFlowCommand(flags: Record<string, unknown>): Promise<number>
     flags.out,
     asList(flags.set as string[]),
   );
-  let onSignal = () => {};
-  const stop = new Promise<void>((resolve) => (onSignal = resolve));
-  Deno.addSignalListener("SIGINT", onSignal);
+  const signal = listenForStop();
   try {
     const result = await trainFlow(config, {
       resume: flags.resume === true,
       log: (line) => console.error(line),
-      stop,
+      stop: signal.stop,
     });
     return result.interrupted ? 130 : 0;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    signal.dispose();
   }
 }
 

@@ -46,96 +46,99 @@ Deno.test("backpressure: 1,000,000 noise images through a slow sink stay within 
 });
 
 // ---------------------------------------------------------------------------------------------
-// SIGINT
+// SIGINT and SIGTERM
 
 const SHARD = 20000;
 
-Deno.test("SIGINT mid-run: exit 130, manifest says interrupted, only complete shards, no .tmp files", async () => {
-  await withTempDir(async (tmp) => {
-    const out = `${tmp}/run`;
-    const args = (dir: string, count: number) => [
-      "generate",
-      "--data",
-      "mnist",
-      "--count",
-      String(count),
-      "--seed",
-      "3",
-      "--out",
-      dir,
-      "--set",
-      `out.shardSize=${SHARD}`,
-      "--set",
-      "data.size=500",
-    ];
-    const child = spawnCli(args(out, 400000));
-    const output = child.output();
-    // Wait until the first shard is in place (renamed into its final name), then Ctrl-C.
-    const deadline = Date.now() + 120_000;
-    let exited = false;
-    output.then(() => (exited = true), () => (exited = true));
-    while (!(await exists(`${out}/images-00000.npy`))) {
-      assert.ok(!exited, "generate exited before writing its first shard");
-      assert.ok(Date.now() < deadline, "no shard after 120 s");
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    child.kill("SIGINT");
-    const result = await output;
-    const stderr = new TextDecoder().decode(result.stderr);
-    assert.equal(result.code, 130, `exit ${result.code}\n${stderr}`);
-    assert.match(stderr, /interrupted/);
-
-    const names = await listNames(out);
-    assert.deepEqual(names.filter((n) => n.endsWith(".tmp")), [], "no temporary files remain");
-    assert.ok(names.includes("manifest.json"), `manifest.json written: ${names}`);
-    const manifest: Json = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
-    assert.equal(manifest.interrupted, true);
-    assert.equal(manifest.config.generate.count, 400000);
-
-    // Every file in the directory is one the manifest lists, and every listed shard is whole.
-    const files: { images: string; labels: string; count: number }[] = manifest.shards.files;
-    assert.ok(files.length >= 1);
-    assert.deepEqual(
-      names,
-      [...files.flatMap((f) => [f.images, f.labels]), "manifest.json"].sort(),
-      "the directory holds exactly the manifest's shards",
-    );
-    let total = 0;
-    for (const [i, f] of files.entries()) {
-      assert.equal(f.images, `images-${String(i).padStart(5, "0")}.npy`);
-      assert.equal(f.labels, `labels-${String(i).padStart(5, "0")}.npy`);
-      const images = decodeNpy(await Deno.readFile(`${out}/${f.images}`)); // throws if partial
-      const labels = decodeNpy(await Deno.readFile(`${out}/${f.labels}`));
-      assert.equal(images.descr, "<f4");
-      assert.deepEqual(images.shape, [f.count, 28, 28, 1], f.images);
-      assert.equal(labels.descr, "<i4");
-      assert.deepEqual(labels.shape, [f.count], f.labels);
-      assert.ok(new Float32Array(images.data.buffer).every(Number.isFinite), f.images);
-      // Full shards, then at most one partial remainder.
-      if (i < files.length - 1) assert.equal(f.count, SHARD, f.images);
-      else assert.ok(f.count >= 1 && f.count <= SHARD, `last shard count ${f.count}`);
-      total += f.count;
-    }
-    assert.ok(total >= SHARD && total < 400000, `${total} images before the stop`);
-    assert.equal(manifest.shards.images, total);
-    // (That manifest.counts agrees with the shards after a stop is checked in-process below.)
-
-    // The stop loses and alters nothing before it: the shards are byte for byte those of an
-    // uninterrupted run of `total` images with the same seed.
-    const whole = await runCli(args(`${tmp}/whole`, total));
-    assert.equal(whole.code, 0, whole.stderr);
-    const wholeManifest: Json = JSON.parse(await Deno.readTextFile(`${tmp}/whole/manifest.json`));
-    assert.deepEqual(wholeManifest.shards.files, files);
-    for (const f of files) {
-      for (const name of [f.images, f.labels]) {
-        const a = await Deno.readFile(`${out}/${name}`);
-        const b = await Deno.readFile(`${tmp}/whole/${name}`);
-        assert.equal(a.length, b.length, name);
-        assert.ok(a.every((x, i) => x === b[i]), `${name} differs from the uninterrupted run`);
+// SIGTERM is how schedulers (Kubernetes, SLURM, systemd) stop a job: it must keep as much as Ctrl-C.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`${signal} mid-run: exit 130, manifest says interrupted, only complete shards, no .tmp files`, async () => {
+    await withTempDir(async (tmp) => {
+      const out = `${tmp}/run`;
+      const args = (dir: string, count: number) => [
+        "generate",
+        "--data",
+        "mnist",
+        "--count",
+        String(count),
+        "--seed",
+        "3",
+        "--out",
+        dir,
+        "--set",
+        `out.shardSize=${SHARD}`,
+        "--set",
+        "data.size=500",
+      ];
+      const child = spawnCli(args(out, 400000));
+      const output = child.output();
+      // Wait until the first shard is in place (renamed into its final name), then Ctrl-C.
+      const deadline = Date.now() + 120_000;
+      let exited = false;
+      output.then(() => (exited = true), () => (exited = true));
+      while (!(await exists(`${out}/images-00000.npy`))) {
+        assert.ok(!exited, "generate exited before writing its first shard");
+        assert.ok(Date.now() < deadline, "no shard after 120 s");
+        await new Promise((resolve) => setTimeout(resolve, 25));
       }
-    }
+      child.kill(signal);
+      const result = await output;
+      const stderr = new TextDecoder().decode(result.stderr);
+      assert.equal(result.code, 130, `exit ${result.code}\n${stderr}`);
+      assert.match(stderr, /interrupted/);
+
+      const names = await listNames(out);
+      assert.deepEqual(names.filter((n) => n.endsWith(".tmp")), [], "no temporary files remain");
+      assert.ok(names.includes("manifest.json"), `manifest.json written: ${names}`);
+      const manifest: Json = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
+      assert.equal(manifest.interrupted, true);
+      assert.equal(manifest.config.generate.count, 400000);
+
+      // Every file in the directory is one the manifest lists, and every listed shard is whole.
+      const files: { images: string; labels: string; count: number }[] = manifest.shards.files;
+      assert.ok(files.length >= 1);
+      assert.deepEqual(
+        names,
+        [...files.flatMap((f) => [f.images, f.labels]), "manifest.json"].sort(),
+        "the directory holds exactly the manifest's shards",
+      );
+      let total = 0;
+      for (const [i, f] of files.entries()) {
+        assert.equal(f.images, `images-${String(i).padStart(5, "0")}.npy`);
+        assert.equal(f.labels, `labels-${String(i).padStart(5, "0")}.npy`);
+        const images = decodeNpy(await Deno.readFile(`${out}/${f.images}`)); // throws if partial
+        const labels = decodeNpy(await Deno.readFile(`${out}/${f.labels}`));
+        assert.equal(images.descr, "<f4");
+        assert.deepEqual(images.shape, [f.count, 28, 28, 1], f.images);
+        assert.equal(labels.descr, "<i4");
+        assert.deepEqual(labels.shape, [f.count], f.labels);
+        assert.ok(new Float32Array(images.data.buffer).every(Number.isFinite), f.images);
+        // Full shards, then at most one partial remainder.
+        if (i < files.length - 1) assert.equal(f.count, SHARD, f.images);
+        else assert.ok(f.count >= 1 && f.count <= SHARD, `last shard count ${f.count}`);
+        total += f.count;
+      }
+      assert.ok(total >= SHARD && total < 400000, `${total} images before the stop`);
+      assert.equal(manifest.shards.images, total);
+      // (That manifest.counts agrees with the shards after a stop is checked in-process below.)
+
+      // The stop loses and alters nothing before it: the shards are byte for byte those of an
+      // uninterrupted run of `total` images with the same seed.
+      const whole = await runCli(args(`${tmp}/whole`, total));
+      assert.equal(whole.code, 0, whole.stderr);
+      const wholeManifest: Json = JSON.parse(await Deno.readTextFile(`${tmp}/whole/manifest.json`));
+      assert.deepEqual(wholeManifest.shards.files, files);
+      for (const f of files) {
+        for (const name of [f.images, f.labels]) {
+          const a = await Deno.readFile(`${out}/${name}`);
+          const b = await Deno.readFile(`${tmp}/whole/${name}`);
+          assert.equal(a.length, b.length, name);
+          assert.ok(a.every((x, i) => x === b[i]), `${name} differs from the uninterrupted run`);
+        }
+      }
+    });
   });
-});
+}
 
 // ---------------------------------------------------------------------------------------------
 // runPipeline in-process: counts, result and shards agree, run to the end or stopped

@@ -85,7 +85,8 @@ Deno.test("train-flow CLI: Ctrl-C after the first checkpoint exits 130 and keeps
       assert.ok(Date.now() < deadline, "no checkpoint after 120 s");
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
-    child.kill("SIGINT");
+    // SIGTERM, as a scheduler stops a job: the same clean stop as Ctrl-C.
+    child.kill("SIGTERM");
     const result = await output;
     const stderr = new TextDecoder().decode(result.stderr);
     assert.equal(result.code, 130, stderr);

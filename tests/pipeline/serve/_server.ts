@@ -1,5 +1,5 @@
 // A `serve` subprocess for the stream tests, on 127.0.0.1 and a port the OS picks (--port 0, read
-// back from its "serving on" line); stop() sends Ctrl-C and waits for it to exit.
+// back from its "serving on" line); stop() sends Ctrl-C (or SIGTERM) and waits for it to exit.
 
 import { decodeFrame, readFrames } from "../../../core/frames.ts";
 import type { Frame } from "../../../core/frames.ts";
@@ -11,7 +11,7 @@ export interface Server {
   /** Everything it wrote on stderr so far. */
   stderr(): string;
   /** Ctrl-C, then its exit status. */
-  stop(): Promise<number>;
+  stop(signal?: Deno.Signal): Promise<number>;
 }
 
 export async function startServer(configPath: string, ...extra: string[]): Promise<Server> {
@@ -45,9 +45,10 @@ export async function startServer(configPath: string, ...extra: string[]): Promi
     url: first,
     pid: child.pid,
     stderr: () => text,
-    async stop() {
+    /** Stops the server as a user (SIGINT) or a scheduler (SIGTERM) would; resolves to its exit code. */
+    async stop(signal: Deno.Signal = "SIGINT") {
       try {
-        child.kill("SIGINT");
+        child.kill(signal);
       } catch {
         // Already gone.
       }

@@ -442,7 +442,7 @@ print(json.dumps({"metadata": metadata, "tensors": {k: [str(a.dtype), list(a.sha
         },
       );
     } finally {
-      assert.equal(await server.stop(), 130, server.stderr());
+      assert.equal(await server.stop("SIGTERM"), 130, server.stderr());
     }
   });
 });
