@@ -3,7 +3,15 @@
 // nothing), numpy through python3, and .npy / IDX fixture bytes built by hand.
 
 import assert from "node:assert/strict";
-export { bytesOf, HAS_NUMPY, npyBytes, python, withTempDir } from "./_shared.ts";
+export {
+  bytesOf,
+  findPython,
+  HAS_NUMPY,
+  npyBytes,
+  NUMPY_PYTHON,
+  python,
+  withTempDir,
+} from "./_shared.ts";
 
 /** The repository root (this file lives in tests/). */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");

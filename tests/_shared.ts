@@ -21,22 +21,36 @@ export async function listNames(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-export const HAS_NUMPY = await (async () => {
-  try {
-    const out = await new Deno.Command("python3", {
-      args: ["-c", "import numpy"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
+/**
+ * The first python that imports all of `modules`, or null. The bare `python3` on PATH may be a
+ * pyenv or venv interpreter without numpy while Debian's packages (python3-numpy,
+ * python3-torch, which .ci/run installs) live under /usr/bin/python3, so both are tried: a test
+ * that silently skipped its numpy cross-check because PATH pointed elsewhere would prove nothing.
+ */
+export async function findPython(modules: string[]): Promise<string | null> {
+  for (const candidate of ["python3", "/usr/bin/python3"]) {
+    try {
+      const out = await new Deno.Command(candidate, {
+        args: ["-c", `import ${modules.join(", ")}`],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (out.success) return candidate;
+    } catch {
+      // Not installed.
+    }
   }
-})();
+  return null;
+}
 
-/** Runs a python3 script (arguments in sys.argv[1:]) and returns its stdout. */
+/** A python with numpy (null when there is none: numpy cross-checks are then skipped). */
+export const NUMPY_PYTHON = await findPython(["numpy"]);
+export const HAS_NUMPY = NUMPY_PYTHON !== null;
+
+/** Runs a python script with numpy (arguments in sys.argv[1:]) and returns its stdout. */
 export async function python(script: string, ...args: string[]): Promise<string> {
-  const out = await new Deno.Command("python3", {
+  assert.ok(NUMPY_PYTHON, "no python3 with numpy");
+  const out = await new Deno.Command(NUMPY_PYTHON, {
     args: ["-c", script, ...args],
     stdout: "piped",
     stderr: "piped",

@@ -10,7 +10,15 @@ import { decodeNpy, npyValues } from "../../../core/npy.ts";
 import { decodeFrame } from "../../../core/frames.ts";
 import type { Frame } from "../../../core/frames.ts";
 import { batchesPerRank, positionsOf } from "../../../pipeline/serve/shares.ts";
-import { assertOneLineError, HAS_NUMPY, REPO, runCli, withTempDir } from "../../_cli.ts";
+import {
+  assertOneLineError,
+  findPython,
+  HAS_NUMPY,
+  NUMPY_PYTHON,
+  REPO,
+  runCli,
+  withTempDir,
+} from "../../_cli.ts";
 import { readAll, startServer } from "./_server.ts";
 import type { Server } from "./_server.ts";
 
@@ -28,36 +36,9 @@ function config(extra: Record<string, unknown> = {}) {
   };
 }
 
-/** A python3 that imports torch (Debian's python3-torch lives under /usr/bin/python3). */
-const TORCH_PYTHON = await (async () => {
-  for (const python of ["python3", "/usr/bin/python3"]) {
-    try {
-      const out = await new Deno.Command(python, {
-        args: ["-c", "import torch, numpy"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      if (out.success) return python;
-    } catch {
-      // Not there.
-    }
-  }
-  return null;
-})();
-
-/** Whether python3 has Hugging Face's safetensors (the format's own reader). */
-const HAS_SAFETENSORS = await (async () => {
-  try {
-    const out = await new Deno.Command("python3", {
-      args: ["-c", "import safetensors.numpy"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-})();
+/** Pythons with torch (Debian's python3-torch) and with Hugging Face's safetensors (the format's own reader). */
+const TORCH_PYTHON = await findPython(["torch", "numpy"]);
+const SAFETENSORS_PYTHON = await findPython(["safetensors.numpy"]);
 
 async function sha256(bytes: Uint8Array): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
@@ -171,7 +152,7 @@ Deno.test("serve: the numpy and PyTorch clients, determinism, shares, every 4xx"
             const out = `${tmp}/numpy-${epoch}-${rank}`;
             const url =
               `${server.url}/v1/stream?job=a&rank=${rank}&world=${world}&epoch=${epoch}&layout=${layout}`;
-            const run = await new Deno.Command("python3", {
+            const run = await new Deno.Command(NUMPY_PYTHON!, {
               args: [`${REPO}/examples/consume_numpy.py`, url, "--out", out],
               stdout: "piped",
               stderr: "piped",
@@ -279,7 +260,7 @@ Deno.test("serve: the numpy and PyTorch clients, determinism, shares, every 4xx"
 
       await t.step({
         name: "Hugging Face's safetensors reads a frame as is (tensors and metadata)",
-        ignore: !HAS_SAFETENSORS,
+        ignore: SAFETENSORS_PYTHON === null,
         fn: async () => {
           const frame = await bytes(server, "/v1/batch?job=b&rank=1&world=2&index=2&layout=nchw");
           await Deno.writeFile(`${tmp}/frame.safetensors`, frame);
@@ -292,7 +273,7 @@ with safe_open(sys.argv[1], "np") as f:
     metadata = f.metadata()
 print(json.dumps({"metadata": metadata, "tensors": {k: [str(a.dtype), list(a.shape),
     hashlib.sha256(a.tobytes()).hexdigest()] for k, a in arrays.items()}}))`;
-          const run = await new Deno.Command("python3", {
+          const run = await new Deno.Command(SAFETENSORS_PYTHON!, {
             args: ["-c", script, `${tmp}/frame.safetensors`],
             stdout: "piped",
             stderr: "piped",

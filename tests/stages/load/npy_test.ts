@@ -13,7 +13,7 @@ import {
   unit,
   withTempDir,
 } from "./_fixtures.ts";
-import { HAS_NUMPY } from "../../_shared.ts";
+import { HAS_NUMPY, python } from "../../_shared.ts";
 
 const N = 4;
 const H = 3;
@@ -113,8 +113,7 @@ f = (np.arange(5 * 7 * 6 * 3, dtype=np.float32) / np.float32(5 * 7 * 6 * 3 - 1))
 with open(d + "/f.npy", "wb") as fh:
     np.lib.format.write_array(fh, f, version=(2, 0))
 `;
-      const out = await new Deno.Command("python3", { args: ["-c", script, dir] }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      await python(script, dir);
       const ds = await loadNpy(`${dir}/images-00000.npy`, `${dir}/labels-00000.npy`);
       assert.deepEqual([...ds.shape], [5, 7, 6, 1]);
       assert.deepEqual(Array.from(ds.labels), [4, 4, 0, 9, 1]);

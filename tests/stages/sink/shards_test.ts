@@ -7,7 +7,7 @@ import { decodeNpy, npyValues } from "../../../core/npy.ts";
 import { makeBatch } from "../../../core/batch.ts";
 import type { Batch, Shape } from "../../../core/batch.ts";
 import { npyShardSink, SHARD_PATTERN, shardName } from "../../../stages/sink/shards.ts";
-import { listNames, withTempDir } from "../../_shared.ts";
+import { HAS_NUMPY, listNames, python, withTempDir } from "../../_shared.ts";
 
 const H = 2;
 const W = 3;
@@ -169,18 +169,7 @@ Deno.test("a batch with a different image size is an error", async () => {
 });
 
 Deno.test("numpy loads a shard with exactly the values written", async () => {
-  const probe = new Deno.Command("python3", {
-    args: ["-c", "import numpy"],
-    stdout: "null",
-    stderr: "null",
-  });
-  let hasNumpy = false;
-  try {
-    hasNumpy = (await probe.output()).success;
-  } catch {
-    hasNumpy = false;
-  }
-  if (!hasNumpy) {
+  if (!HAS_NUMPY) {
     console.warn("python3 with numpy not found: skipping the numpy cross-check");
     return;
   }
@@ -198,9 +187,7 @@ Deno.test("numpy loads a shard with exactly the values written", async () => {
       "                'values': [float(v) for v in x.ravel()], 'labels': [int(v) for v in y]})",
       "print(json.dumps(out))",
     ].join("\n");
-    const result = await new Deno.Command("python3", { args: ["-c", script, dir] }).output();
-    assert.ok(result.success, new TextDecoder().decode(result.stderr));
-    const shards = JSON.parse(new TextDecoder().decode(result.stdout));
+    const shards = JSON.parse(await python(script, dir));
     let next = 0;
     for (const [i, count] of [10, 10, 5].entries()) {
       assert.equal(shards[i].dtype, "float32");
