@@ -435,8 +435,7 @@ export class DnnlConv {
   release(): void {
     const lib = this.#dnnl.lib;
     for (const p of this.#prims) lib.dnnl_primitive_destroy(p);
-    for (const p of this.#pds) lib.dnnl_primitive_desc_destroy(p);
-    for (const m of this.#owned) lib.dnnl_memory_destroy(m);
+    destroy(this.#dnnl, [], this.#pds, this.#owned);
   }
 }
 
@@ -448,6 +447,65 @@ function execute(dnnl: Dnnl, prim: Ptr, args: [number, Ptr][], buffer: BigUint64
   });
   check(dnnl.lib.dnnl_primitive_execute(prim, dnnl.stream, args.length, u8(buffer)), "execute");
   check(dnnl.lib.dnnl_stream_wait(dnnl.stream), "stream_wait");
+}
+
+/** The workspace argument of a primitive that keeps one (max pooling, a fused ReLU's mask). */
+function workspaceArg(workspace: Ptr | null): [number, Ptr][] {
+  return workspace ? [[ARG.workspace, workspace]] : [];
+}
+
+/** Frees what a kernel built: primitives with their descriptors, lone descriptors, memory. */
+function destroy(
+  dnnl: Dnnl,
+  primitives: readonly { pd: Ptr; prim: Ptr }[],
+  descriptors: readonly Ptr[],
+  memories: readonly Ptr[],
+): void {
+  const { lib } = dnnl;
+  for (const p of primitives) {
+    lib.dnnl_primitive_destroy(p.prim);
+    lib.dnnl_primitive_desc_destroy(p.pd);
+  }
+  for (const pd of descriptors) lib.dnnl_primitive_desc_destroy(pd);
+  for (const m of memories) lib.dnnl_memory_destroy(m);
+}
+
+/** A training kernel's forward primitive, its backward (hinted by the forward) and workspace. */
+interface TrainingPair {
+  readonly fwd: { pd: Ptr; prim: Ptr };
+  readonly bwd: { pd: Ptr; prim: Ptr };
+  readonly workspace: Ptr | null;
+}
+
+/**
+ * Builds a TrainingPair from one operation-descriptor buffer, initialised first for the forward
+ * pass and then again for the backward; the workspace (max pooling's argmax, a fused ReLU's mask)
+ * is allocated as the forward's descriptor asks.
+ */
+function trainingPair(
+  dnnl: Dnnl,
+  bytes: number,
+  initForward: (op: Uint8Array<ArrayBuffer>) => number,
+  initBackward: (op: Uint8Array<ArrayBuffer>) => number,
+  name: string,
+  withWorkspace: boolean,
+): TrainingPair {
+  const op = new Uint8Array(bytes);
+  check(initForward(op), `${name}_fwd_desc`);
+  const fwd = primitive(dnnl, op, null);
+  check(initBackward(op), `${name}_bwd_desc`);
+  const bwd = primitive(dnnl, op, fwd.pd);
+  const workspace = withWorkspace
+    ? memory(dnnl, dnnl.lib.dnnl_primitive_desc_query_md(fwd.pd, QUERY.workspace, 0), ALLOCATE)
+    : null;
+  return { fwd, bwd, workspace };
+}
+
+function destroyPair(dnnl: Dnnl, pair: TrainingPair, bounds: readonly Bound[]): void {
+  destroy(dnnl, [pair.fwd, pair.bwd], [], [
+    ...bounds.map((b) => b.mem),
+    ...(pair.workspace ? [pair.workspace] : []),
+  ]);
 }
 
 /** Memory objects over caller-owned typed arrays, re-pointed at each call. */
@@ -482,11 +540,9 @@ export interface ImageShape {
  */
 export class DnnlBatchNorm {
   readonly #dnnl: Dnnl;
-  readonly #fwd: { pd: Ptr; prim: Ptr };
-  readonly #bwd: { pd: Ptr; prim: Ptr };
+  readonly #pair: TrainingPair;
   readonly #data: Bound[];
   readonly #vec: Bound[];
-  readonly #workspace: Ptr | null;
   readonly #args = new BigUint64Array(20);
 
   constructor(dnnl: Dnnl, s: ImageShape, eps: number, relu: boolean) {
@@ -495,22 +551,34 @@ export class DnnlBatchNorm {
     const data = desc(lib, [s.batch, s.channels, s.height, s.width], TAG_NHWC);
     const vec = desc(lib, [s.channels], TAG_A);
     const flags = BN_USE_SCALE | BN_USE_SHIFT | (relu ? BN_FUSE_RELU : 0);
-    const op = new Uint8Array(BNORM_DESC_BYTES);
-    check(
-      lib.dnnl_batch_normalization_forward_desc_init(op, FORWARD_TRAINING, data, eps, flags),
-      "bn_fwd_desc",
+    this.#pair = trainingPair(
+      dnnl,
+      BNORM_DESC_BYTES,
+      (op) =>
+        lib.dnnl_batch_normalization_forward_desc_init(op, FORWARD_TRAINING, data, eps, flags),
+      (op) => lib.dnnl_batch_normalization_backward_desc_init(op, BACKWARD, data, data, eps, flags),
+      "bn",
+      relu,
     );
-    this.#fwd = primitive(dnnl, op, null);
-    check(
-      lib.dnnl_batch_normalization_backward_desc_init(op, BACKWARD, data, data, eps, flags),
-      "bn_bwd_desc",
-    );
-    this.#bwd = primitive(dnnl, op, this.#fwd.pd);
     this.#data = [0, 1, 2, 3].map(() => new Bound(dnnl, data));
     this.#vec = [0, 1, 2, 3, 4, 5].map(() => new Bound(dnnl, vec));
-    this.#workspace = relu
-      ? memory(dnnl, lib.dnnl_primitive_desc_query_md(this.#fwd.pd, QUERY.workspace, 0), ALLOCATE)
-      : null;
+  }
+
+  /** The arguments both passes take: the affine parameters, the batch statistics, the workspace. */
+  #statistics(
+    scale: Float32Array,
+    shift: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+  ): [number, Ptr][] {
+    const v = this.#vec;
+    return [
+      [ARG.scale, v[0].to(scale)],
+      [ARG.shift, v[1].to(shift)],
+      [ARG.mean, v[2].to(mean)],
+      [ARG.variance, v[3].to(variance)],
+      ...workspaceArg(this.#pair.workspace),
+    ];
   }
 
   forward(
@@ -521,15 +589,11 @@ export class DnnlBatchNorm {
     mean: Float32Array,
     variance: Float32Array,
   ): void {
-    const [d, v] = [this.#data, this.#vec];
-    execute(this.#dnnl, this.#fwd.prim, [
+    const d = this.#data;
+    execute(this.#dnnl, this.#pair.fwd.prim, [
       [ARG.src, d[0].to(x)],
       [ARG.dst, d[1].to(y)],
-      [ARG.scale, v[0].to(scale)],
-      [ARG.shift, v[1].to(shift)],
-      [ARG.mean, v[2].to(mean)],
-      [ARG.variance, v[3].to(variance)],
-      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+      ...this.#statistics(scale, shift, mean, variance),
     ], this.#args);
   }
 
@@ -547,14 +611,10 @@ export class DnnlBatchNorm {
     dshift: Float32Array,
   ): void {
     const [d, v] = [this.#data, this.#vec];
-    execute(this.#dnnl, this.#bwd.prim, [
+    execute(this.#dnnl, this.#pair.bwd.prim, [
       [ARG.src, d[0].to(x)],
       [ARG.diffDst, d[2].to(dy)],
-      [ARG.scale, v[0].to(scale)],
-      [ARG.shift, v[1].to(shift)],
-      [ARG.mean, v[2].to(mean)],
-      [ARG.variance, v[3].to(variance)],
-      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+      ...this.#statistics(scale, shift, mean, variance),
       [ARG.diffSrc, d[3].to(dx)],
       [ARG.diffScale, v[4].to(dscale)],
       [ARG.diffShift, v[5].to(dshift)],
@@ -562,13 +622,7 @@ export class DnnlBatchNorm {
   }
 
   release(): void {
-    const lib = this.#dnnl.lib;
-    for (const p of [this.#fwd, this.#bwd]) {
-      lib.dnnl_primitive_destroy(p.prim);
-      lib.dnnl_primitive_desc_destroy(p.pd);
-    }
-    for (const b of [...this.#data, ...this.#vec]) lib.dnnl_memory_destroy(b.mem);
-    if (this.#workspace) lib.dnnl_memory_destroy(this.#workspace);
+    destroyPair(this.#dnnl, this.#pair, [...this.#data, ...this.#vec]);
   }
 }
 
@@ -580,11 +634,9 @@ export class DnnlPool {
   readonly outHeight: number;
   readonly outWidth: number;
   readonly #dnnl: Dnnl;
-  readonly #fwd: { pd: Ptr; prim: Ptr };
-  readonly #bwd: { pd: Ptr; prim: Ptr };
+  readonly #pair: TrainingPair;
   readonly #src: Bound[];
   readonly #dst: Bound[];
-  readonly #workspace: Ptr | null;
   readonly #args = new BigUint64Array(8);
 
   constructor(dnnl: Dnnl, s: ImageShape, kind: "max" | "average", size: number) {
@@ -601,58 +653,47 @@ export class DnnlPool {
     const strides = u8(dims([kh, kw]));
     const zero = u8(dims([0, 0]));
     const alg = kind === "max" ? POOL_MAX : POOL_AVG;
-    const op = new Uint8Array(POOL_DESC_BYTES);
-    check(
-      lib.dnnl_pooling_forward_desc_init(
-        op,
-        FORWARD_TRAINING,
-        alg,
-        src,
-        dst,
-        strides,
-        strides,
-        zero,
-        zero,
-      ),
-      "pool_fwd_desc",
+    this.#pair = trainingPair(
+      dnnl,
+      POOL_DESC_BYTES,
+      (op) =>
+        lib.dnnl_pooling_forward_desc_init(
+          op,
+          FORWARD_TRAINING,
+          alg,
+          src,
+          dst,
+          strides,
+          strides,
+          zero,
+          zero,
+        ),
+      (op) => lib.dnnl_pooling_backward_desc_init(op, alg, src, dst, strides, strides, zero, zero),
+      "pool",
+      kind === "max",
     );
-    this.#fwd = primitive(dnnl, op, null);
-    check(
-      lib.dnnl_pooling_backward_desc_init(op, alg, src, dst, strides, strides, zero, zero),
-      "pool_bwd_desc",
-    );
-    this.#bwd = primitive(dnnl, op, this.#fwd.pd);
     this.#src = [new Bound(dnnl, src), new Bound(dnnl, src)];
     this.#dst = [new Bound(dnnl, dst), new Bound(dnnl, dst)];
-    this.#workspace = kind === "max"
-      ? memory(dnnl, lib.dnnl_primitive_desc_query_md(this.#fwd.pd, QUERY.workspace, 0), ALLOCATE)
-      : null;
   }
 
   forward(x: Float32Array, y: Float32Array): void {
-    execute(this.#dnnl, this.#fwd.prim, [
+    execute(this.#dnnl, this.#pair.fwd.prim, [
       [ARG.src, this.#src[0].to(x)],
       [ARG.dst, this.#dst[0].to(y)],
-      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+      ...workspaceArg(this.#pair.workspace),
     ], this.#args);
   }
 
   backward(dy: Float32Array, dx: Float32Array): void {
-    execute(this.#dnnl, this.#bwd.prim, [
+    execute(this.#dnnl, this.#pair.bwd.prim, [
       [ARG.diffDst, this.#dst[1].to(dy)],
-      ...(this.#workspace ? [[ARG.workspace, this.#workspace] as [number, Ptr]] : []),
+      ...workspaceArg(this.#pair.workspace),
       [ARG.diffSrc, this.#src[1].to(dx)],
     ], this.#args);
   }
 
   release(): void {
-    const lib = this.#dnnl.lib;
-    for (const p of [this.#fwd, this.#bwd]) {
-      lib.dnnl_primitive_destroy(p.prim);
-      lib.dnnl_primitive_desc_destroy(p.pd);
-    }
-    for (const b of [...this.#src, ...this.#dst]) lib.dnnl_memory_destroy(b.mem);
-    if (this.#workspace) lib.dnnl_memory_destroy(this.#workspace);
+    destroyPair(this.#dnnl, this.#pair, [...this.#src, ...this.#dst]);
   }
 }
 
@@ -723,12 +764,11 @@ export class DnnlAdd {
   }
 
   release(): void {
-    const lib = this.#dnnl.lib;
-    for (const p of [this.#add, ...(this.#reluBwd ? [this.#reluBwd] : [])]) {
-      lib.dnnl_primitive_destroy(p.prim);
-      lib.dnnl_primitive_desc_destroy(p.pd);
-    }
-    if (this.#reluFwd) lib.dnnl_primitive_desc_destroy(this.#reluFwd);
-    for (const b of this.#mem) lib.dnnl_memory_destroy(b.mem);
+    destroy(
+      this.#dnnl,
+      [this.#add, ...(this.#reluBwd ? [this.#reluBwd] : [])],
+      this.#reluFwd ? [this.#reluFwd] : [],
+      this.#mem.map((b) => b.mem),
+    );
   }
 }
