@@ -7,35 +7,25 @@
 
 import { createSession, ort } from "../core/onnx.ts";
 import { Rng } from "../core/rng.ts";
-import {
-  outputShape,
-  paramSpecs,
-  UNET_PRESETS,
-  velocityUnet,
-  walk,
-} from "../stages/learn/blocks/model.ts";
-import type { Block } from "../stages/learn/blocks/model.ts";
+import { paramSpecs, UNET_PRESETS, velocityUnet } from "../stages/learn/blocks/model.ts";
 import { FlowLearner } from "../stages/learn/flow.ts";
 import { timedForwardModel } from "../stages/learn/graph/forward.ts";
-import { median, PEERS, runPeer, writeSection } from "./report.ts";
+import {
+  formatSpread,
+  forwardMacs,
+  gemmCeiling,
+  healthNote,
+  reportComparison,
+  runPeer,
+  spread,
+  writeSection,
+} from "./report.ts";
 
 const BATCH = 64;
 const SHAPE = [28, 28, 1] as const;
 const STEPS = 10;
 const SAMPLE_STEPS = 20;
 const ROUNDS = 3;
-
-/** Multiply-adds of one forward pass of one image (convs and dense layers). */
-function forwardMacs(blocks: readonly Block[], chw: readonly number[]): number {
-  let macs = 0;
-  walk(blocks, chw, (block, _name, shape) => {
-    if (block.kind === "conv") {
-      const [, h, w] = outputShape(block, shape);
-      macs += block.out * h * w * shape[0] * block.kernel * block.kernel;
-    } else if (block.kind === "dense") macs += shape[0] * block.out;
-  });
-  return macs;
-}
 
 interface Rates {
   train: number;
@@ -114,26 +104,6 @@ async function peer(python: string, blocksFile: string, channelsLast: boolean): 
   return { train: Number(train[1]), sample: Number(sample[1]) };
 }
 
-async function gemmCeiling(): Promise<number> {
-  const out = await runPeer([
-    "/usr/bin/python3",
-    `${PEERS}matmul_peak.py`,
-    "--backend",
-    "torch",
-    "--threads",
-    "2",
-    "--repeats",
-    "3",
-  ], { OMP_WAIT_POLICY: "PASSIVE" });
-  const m = /([\d.]+) GFLOP\/s/.exec(out);
-  if (!m) throw new Error(`matmul_peak.py printed no GFLOP/s:\n${out}`);
-  return Number(m[1]);
-}
-
-const stats = (v: number[]) => ({ median: median(v), min: Math.min(...v), max: Math.max(...v) });
-const fmt = (s: { median: number; min: number; max: number }, digits = 2) =>
-  `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
-
 export async function benchFlow(_flags: string[]): Promise<void> {
   const preset = "tiny";
   const blocks = velocityUnet(1, UNET_PRESETS[preset]);
@@ -162,41 +132,39 @@ export async function benchFlow(_flags: string[]): Promise<void> {
     (s, p) => s + p.shape.reduce((a, b) => a * b, 1),
     0,
   );
-  // A training step is about 3 forward passes of work (forward, input and weight gradients).
-  const trainFlops = 3 * 2 * forwardMacs(blocks, [1, 28, 28]) * BATCH;
+  const forwardFlops = 2 * forwardMacs(blocks, [1, 28, 28]);
+  // A training step is about 3 forward passes of work (forward, input and weight gradients) per
+  // image; a sample is SAMPLE_STEPS forward passes.
+  const flopsPer = { train: 3 * forwardFlops * BATCH, sample: SAMPLE_STEPS * forwardFlops };
   const rows: string[] = [];
   const lines: string[] = [];
   for (const unit of ["train", "sample"] as const) {
-    const sia = stats(ours.map((o) => o[unit]));
-    let best = { name: "", s: stats([0]) };
+    const sia = spread(ours.map((o) => o[unit]));
+    let best = { name: "", s: spread([0]) };
     for (const c of configs) {
-      const s = stats(theirs.get(c.name)!.map((o) => o[unit]));
+      const s = spread(theirs.get(c.name)!.map((o) => o[unit]));
       if (s.median > best.s.median) best = { name: c.name, s };
-      const gflops = unit === "train" ? (s.median * trainFlops) / 1e9 : NaN;
+      const gflops = (s.median * flopsPer[unit]) / 1e9;
       rows.push(
-        `| ${unit} | ${c.name} | ${fmt(s)} | ${
-          Number.isNaN(gflops)
-            ? "-"
-            : `${gflops.toFixed(0)} (${((100 * gflops) / ceiling).toFixed(0)} % of ${
-              ceiling.toFixed(0)
-            })`
-        } |`,
+        `| ${unit} | ${c.name} | ${formatSpread(s)} | ${gflops.toFixed(0)} (${
+          ((100 * gflops) / ceiling).toFixed(0)
+        } % of ${ceiling.toFixed(0)}) |`,
       );
     }
-    rows.push(`| ${unit} | **sia** | ${fmt(sia)} | |`);
-    const json = {
+    rows.push(`| ${unit} | **sia** | ${formatSpread(sia)} | |`);
+    const line = await reportComparison({
       bench: "flow",
       case: unit === "train"
         ? `train-${preset}-28x28-b${BATCH}`
         : `sample-ode${SAMPLE_STEPS}-${preset}-b${BATCH}`,
-      sia: Number(sia.median.toFixed(3)),
-      peer: Number(best.s.median.toFixed(3)),
+      sia,
+      peer: best.s,
       peerConfig: best.name,
-      ratio: Number((sia.median / best.s.median).toFixed(2)),
       unit: unit === "train" ? "steps/s" : "samples/s",
-    };
-    console.log(JSON.stringify(json));
-    lines.push(JSON.stringify(json));
+      flopsPerUnit: flopsPer[unit],
+      ceiling,
+    });
+    lines.push(JSON.stringify(line));
   }
   await writeSection(
     "flow",
@@ -210,13 +178,17 @@ batch ${BATCH}, 2 threads. Training: one Adam step of the interpolant regression
 (sia through the exported flow.onnx; PyTorch under \`inference_mode\`). Peer: \`bench/peers/unet_torch.py\`, built from
 the same block description. ${ROUNDS} interleaved rounds (sia, each peer configuration, ...): median (min-max).
 Peer GFLOP/s: ${
-      (trainFlops / 1e9).toFixed(1)
-    } GFLOP per step (3 x the forward's multiply-adds x 2) against torch's GEMM 2048^3 on 2 threads in the same
+      (flopsPer.train / 1e9).toFixed(1)
+    } GFLOP per training step (3 x the forward's multiply-adds x 2), ${
+      (flopsPer.sample / 1e9).toFixed(2)
+    } GFLOP per sample, against torch's GEMM 2048^3 on 2 threads in the same
 run (${ceiling.toFixed(0)} GFLOP/s).
 
 | what | who | rate | peer GFLOP/s (share of GEMM) |
 |---|---|---|---|
 ${rows.join("\n")}
+
+${healthNote(lines)}
 
 \`\`\`
 ${lines.join("\n")}
