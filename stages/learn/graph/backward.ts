@@ -604,12 +604,15 @@ function weightGrad(
     [xT] = g.node("Pad", [xT, shapeConst(g, `${name}.pads`, [0, 0, pad, pad, 0, 0, pad, pad])]);
   }
   const matrix = shapeConst(g, `${name}.cm`, [shape[0], -1]);
-  const axes = shapeConst(g, `${name}.ca`, [2, 3]);
-  const steps = shapeConst(g, `${name}.cs`, [s, s]);
+  // A 1x1 stride-1 conv's only tap is the input itself: no Slice, so no slice constants either
+  // (an unused initializer makes onnxruntime print a warning per session).
+  const whole = k === 1 && s === 1;
+  const axes = whole ? "" : shapeConst(g, `${name}.ca`, [2, 3]);
+  const steps = whole ? "" : shapeConst(g, `${name}.cs`, [s, s]);
   const taps: string[] = [];
   for (let a = 0; a < k; a++) {
     for (let b = 0; b < k; b++) {
-      const shifted = k === 1 && s === 1 ? xT : g.node("Slice", [
+      const shifted = whole ? xT : g.node("Slice", [
         xT,
         shapeConst(g, `${name}.c${a}.${b}`, [a, b]),
         shapeConst(g, `${name}.e${a}.${b}`, [a + (out[1] - 1) * s + 1, b + (out[2] - 1) * s + 1]),
