@@ -14,7 +14,18 @@ import { integrate } from "../stages/generate/interpolant/samplers.ts";
 import { interpolant } from "../stages/generate/interpolant/schedule.ts";
 import { loadIdx } from "../stages/load/idx.ts";
 import { FASHION_MNIST_DIR } from "../stages/load/resolve.ts";
-import { median, PEERS, runPeer, writeSection } from "./report.ts";
+import {
+  formatSpread,
+  gemmCeiling,
+  healthNote,
+  median,
+  PEERS,
+  reportComparison,
+  runPeer,
+  spread,
+  writeSection,
+} from "./report.ts";
+import type { Spread } from "./report.ts";
 
 const D = 784;
 const REPEATS = 3;
@@ -55,14 +66,10 @@ async function sampleOnce(
   return x;
 }
 
-async function timeIt(run: () => Promise<unknown>): Promise<number> {
-  const walls: number[] = [];
-  for (let r = 0; r < REPEATS; r++) {
-    const t0 = performance.now();
-    await run();
-    walls.push((performance.now() - t0) / 1000);
-  }
-  return median(walls);
+async function timeOnce(run: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await run();
+  return (performance.now() - t0) / 1000;
 }
 
 async function peer(c: Case): Promise<number> {
@@ -80,6 +87,8 @@ async function peer(c: Case): Promise<number> {
       `${c.k}`,
       "--threads",
       "2",
+      "--repeats",
+      "1",
     ],
     { OMP_WAIT_POLICY: "PASSIVE" },
   );
@@ -143,30 +152,18 @@ async function ortGemm(n: number): Promise<number> {
     [n, n],
   );
   await session.run({ a: input });
-  const wall = await timeIt(() => session.run({ a: input }));
+  const walls: number[] = [];
+  for (let r = 0; r < REPEATS; r++) walls.push(await timeOnce(() => session.run({ a: input })));
+  const wall = median(walls);
   await session.release();
   return (2 * n ** 3) / wall / 1e9;
-}
-
-async function peerGemm(n: number): Promise<number> {
-  const out = await runPeer([
-    "/usr/bin/python3",
-    `${PEERS}matmul_peak.py`,
-    "--n",
-    `${n}`,
-    "--threads",
-    "2",
-    "--backend",
-    "torch",
-  ]);
-  const match = /([\d.]+) GFLOP\/s/.exec(out);
-  if (!match) throw new Error(`matmul_peak.py printed no figure:\n${out}`);
-  return Number(match[1]);
 }
 
 export async function benchClosedForm(_flags: string[]): Promise<void> {
   const train = await loadIdx(`${FASHION_MNIST_DIR}/train-images-idx3-ubyte.gz`, null);
   const rows: string[] = [];
+  const lines: string[] = [];
+  const ceiling = await gemmCeiling();
   const cases: Case[] = [{ name: "exact", n: 10000, b: 256, k: 50 }, {
     name: "pruned",
     n: 60000,
@@ -186,42 +183,59 @@ export async function benchClosedForm(_flags: string[]): Promise<void> {
     await sampleOnce(full, x0.subarray(0, 8 * D), 8, 2); // warm-up
     let exactOut: Float64Array = new Float64Array(0);
     let prunedOut: Float64Array = new Float64Array(0);
-    const exactWall = await timeIt(async () => (exactOut = await sampleOnce(full, x0, c.b, c.k)));
+    const rates = { exact: [] as number[], pruned: [] as number[], torch: [] as number[] };
     pruned.counts.certified = pruned.counts.full = 0;
-    const prunedWall = await timeIt(
-      async () => (prunedOut = await sampleOnce(pruned, x0, c.b, c.k)),
-    );
+    // Interleaved rounds (sia exact, sia pruned, peer, ...): drift hits all three alike.
+    for (let r = 0; r < REPEATS; r++) {
+      rates.exact.push(
+        c.b / await timeOnce(async () => (exactOut = await sampleOnce(full, x0, c.b, c.k))),
+      );
+      rates.pruned.push(
+        c.b / await timeOnce(async () => (prunedOut = await sampleOnce(pruned, x0, c.b, c.k))),
+      );
+      rates.torch.push(await peer(c));
+    }
     const certified = pruned.counts.certified / (pruned.counts.certified + pruned.counts.full);
     await full.release();
     let maxDiff = 0;
     for (let j = 0; j < exactOut.length; j++) {
       maxDiff = Math.max(maxDiff, Math.abs(exactOut[j] - prunedOut[j]));
     }
-    const torch = await peer(c);
-    const gflop = (4 * c.b * c.n * D * c.k) / 1e9;
-    const sExact = c.b / exactWall;
-    const sPruned = c.b / prunedWall;
-    console.log(
-      `closed-form ${c.name}: N=${c.n} B=${c.b} K=${c.k}: sia exact ${
-        sExact.toFixed(1)
-      } samples/s ` +
-        `(${(gflop / exactWall).toFixed(0)} GFLOP/s), sia pruned ${sPruned.toFixed(1)} samples/s ` +
-        `(${(100 * certified).toFixed(0)} % certified), torch ${torch.toFixed(1)} samples/s; ` +
+    // Per sample: two GEMMs of N x d per step (logits and the weighted mean), 2 FLOPs each.
+    const flopsPerSample = 4 * c.n * D * c.k;
+    const [exact, fast, torch] = [spread(rates.exact), spread(rates.pruned), spread(rates.torch)];
+    for (const [path, s] of [["exact", exact], ["pruned", fast]] as const) {
+      const line = await reportComparison({
+        bench: "closed-form",
+        case: `${path}-n${c.n}-b${c.b}-k${c.k}`,
+        sia: s,
+        peer: torch,
+        peerConfig: "torch 1.13",
+        unit: "samples/s",
+        flopsPerUnit: flopsPerSample,
+        ceiling,
+      });
+      lines.push(JSON.stringify(line));
+    }
+    console.error(
+      `closed-form ${c.name}: ${(100 * certified).toFixed(0)} % certified; ` +
         `max |pruned - exact| = ${(maxDiff / 2).toExponential(2)} on the [0, 1] scale`,
     );
+    const gflops = (s: Spread) => ((s.median * flopsPerSample) / 1e9).toFixed(0);
     rows.push(
-      `| N=${c.n}, B=${c.b}, K=${c.k} | ${torch.toFixed(1)} | ${sExact.toFixed(1)} (${
-        (gflop / exactWall).toFixed(0)
-      } GFLOP/s) | ${(sExact / torch).toFixed(2)}x | ${sPruned.toFixed(1)} | ${
-        (sPruned / torch).toFixed(2)
-      }x | ${(100 * certified).toFixed(0)} % | ${(maxDiff / 2).toExponential(1)} |`,
+      `| N=${c.n}, B=${c.b}, K=${c.k} | ${formatSpread(torch, 1)} (${gflops(torch)} GFLOP/s) | ${
+        formatSpread(exact, 1)
+      } (${gflops(exact)} GFLOP/s) | ${(exact.median / torch.median).toFixed(2)}x | ${
+        formatSpread(fast, 1)
+      } | ${(fast.median / torch.median).toFixed(2)}x | ${(100 * certified).toFixed(0)} % | ${
+        (maxDiff / 2).toExponential(1)
+      } |`,
     );
   }
   const gemmOrt = await ortGemm(2048);
-  const gemmTorch = await peerGemm(2048);
   console.log(
     `GEMM 2048^3, 2 threads: onnxruntime ${gemmOrt.toFixed(0)} GFLOP/s, torch ${
-      gemmTorch.toFixed(0)
+      ceiling.toFixed(0)
     } GFLOP/s`,
   );
   const y60 = new Float32Array(60000 * D);
@@ -239,7 +253,9 @@ export async function benchClosedForm(_flags: string[]): Promise<void> {
 
 \`deno task bench closed-form\` (runs \`OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 ../shared/peers/closed_form_torch.py --threads 2\`
 in the same run, without OPENBLAS_CORETYPE so OpenBLAS picks its own kernel). Linear interpolant, Fashion-MNIST
-train scaled to [-1, 1], Euler over [0, 1 - 1e-3], 2 threads each, median of ${REPEATS} runs. "pruned" skips the
+train scaled to [-1, 1], Euler over [0, 1 - 1e-3], 2 threads each, ${REPEATS} interleaved rounds (sia exact, sia pruned, peer):
+median (min-max). Ratios only where the peer ran healthy (its GFLOP/s, 4 N d K per sample, at least
+0.7 of its best share on record of torch's GEMM ceiling measured in the same run). "pruned" skips the
 O(N d) work for queries certified one-hot (dropped weight <= 1e-12, \`stages/generate/interpolant/pruned.ts\`);
 "certified" is the share of query evaluations answered by the certificate; the last column is the largest
 difference between pruned and exact outputs from the same noise, on the data's [0, 1] scale.
@@ -248,10 +264,16 @@ difference between pruned and exact outputs from the same noise, on the data's [
 |---|---|---|---|---|---|---|---|
 ${rows.join("\n")}
 
+${healthNote(lines)}
+
+\`\`\`
+${lines.join("\n")}
+\`\`\`
+
 **Where the exact path's time goes at N = 10,000.** The GEMMs run at the machine's ceiling: GEMM 2048^3
 on 2 threads, same run: onnxruntime ${gemmOrt.toFixed(0)} GFLOP/s, torch
 (\`matmul_peak.py --backend torch --threads 2\`) ${
-      gemmTorch.toFixed(0)
+      ceiling.toFixed(0)
     } GFLOP/s. The rest of the field is:
 the softmax passes and top-k over the B x N logits inside the graph, and the float64 refinement of
 the winners in JavaScript (exact distances, only for candidates within the float32 error margin of
