@@ -62,9 +62,12 @@ function stepGraph(model: Model) {
 }
 
 /** One timed round of sia's step: images/s of each repeat, and the engine that ran it. */
-async function sia(model: Model): Promise<{ rates: number[]; engine: string }> {
+async function sia(
+  model: Model,
+  engine: "auto" | "onnxruntime" = "auto",
+): Promise<{ rates: number[]; engine: string }> {
   const graph = stepGraph(model);
-  const trainer = await Trainer.create(graph, 0, [2 * BATCH, ...model.input]);
+  const trainer = await Trainer.create(graph, 0, [2 * BATCH, ...model.input], undefined, engine);
   const rng = new Rng(0, "bench-views");
   const x = Float32Array.from(
     { length: 2 * BATCH * model.input.reduce((a, b) => a * b, 1) },
@@ -77,9 +80,9 @@ async function sia(model: Model): Promise<{ rates: number[]; engine: string }> {
     for (let i = 0; i < model.steps; i++) await trainer.step(x, { lr: 0.1 });
     rates.push((model.steps * BATCH) / ((performance.now() - t0) / 1000));
   }
-  const engine = trainer.engine;
+  const name = trainer.engine;
   await trainer.release();
-  return { rates, engine };
+  return { rates, engine: name };
 }
 
 interface PeerConfig {
@@ -185,12 +188,18 @@ export async function benchTrainStep(flags: string[]): Promise<void> {
       }
     }
     const ours: number[] = [];
+    const fallback: number[] = [];
     let engine = "";
     const theirs = new Map<string, number[]>(configs.map((c) => [c.name, []]));
     // Interleaved rounds (sia, each peer configuration, sia, ...): drift hits both sides alike.
     for (let r = 0; r < ROUNDS; r++) {
       const round = await sia(model);
       ours.push(...round.rates);
+      // The one-graph onnxruntime step beside it, for the record of what the oneDNN engine won
+      // (the small CNN only: a ResNet-18 one-graph step takes most of a minute).
+      if (model.name === "smallcnn" && round.engine !== "onnxruntime") {
+        fallback.push(...(await sia(model, "onnxruntime")).rates);
+      }
       engine = round.engine;
       for (const c of configs) theirs.get(c.name)!.push(...await peer(model, c));
     }
@@ -213,6 +222,11 @@ export async function benchTrainStep(flags: string[]): Promise<void> {
       );
     }
     rows.push(`| ${model.name} | **sia** (${engine}) | ${formatSpread(siaRate, 1)} | |`);
+    if (fallback.length) {
+      rows.push(
+        `| ${model.name} | sia, one onnxruntime graph | ${formatSpread(spread(fallback), 1)} | |`,
+      );
+    }
     const line = await reportComparison({
       bench: "train-step",
       case: model.name,
