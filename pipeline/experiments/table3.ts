@@ -231,7 +231,9 @@ async function runCell(
       tap((event) => {
         if (event.kind !== "step") return;
         credits.give();
-        context.tick(1);
+        // The view's curve: the loss, the collapse indicators and the learning rate.
+        const { featureStd, codeEntropy } = event;
+        context.tick(1, { loss: event.loss, featureStd, codeEntropy, lr: event.lr });
         loss = event.loss;
         if (event.step % 50 === 1 || event.step === t.steps) {
           context.log(
