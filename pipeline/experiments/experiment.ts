@@ -62,6 +62,11 @@ export interface Experiment<C = unknown, S = unknown, R = unknown> {
   readonly unit: string;
   prepare(config: C, log: (line: string) => void): Promise<S>;
   run(config: C, key: CellKey, context: CellContext<S>): Promise<R>;
+  /**
+   * The result fields the results view tabulates as cells finish, with a label and a scale (100:
+   * a share shown in %); absent: every numeric field as it is.
+   */
+  readonly metrics?: Readonly<Record<string, { readonly label: string; readonly scale: number }>>;
   /** A short line about a result for the log ("linear 80.10 %"). */
   describeResult(result: R): string;
   /** Writes the tables and charts into `dir` from every finished cell; returns the text to print. */

@@ -324,6 +324,7 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
     };
   },
   run: runCell,
+  metrics: { linear: { label: "linear probe %", scale: 100 }, knn: { label: "kNN %", scale: 100 } },
   describeResult: (r) =>
     `linear ${(100 * r.linear).toFixed(2)} %, kNN ${
       (100 * r.knn).toFixed(2)

@@ -605,6 +605,7 @@ export const tables12 = defineExperiment<Tables12Config, Shared, Tables12Cell>({
     return { splits };
   },
   run: runCell,
+  metrics: { accuracy: { label: "test accuracy %", scale: 100 } },
   describeResult: (r) =>
     `accuracy ${
       (100 * r.accuracy).toFixed(2)

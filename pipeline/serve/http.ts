@@ -10,6 +10,11 @@ export interface ListenOptions {
   readonly port: number;
   /** Bearer token every request must carry; null: none asked (loopback only). */
   readonly token: string | null;
+  /**
+   * For browsers, which cannot send a header on a page load or an EventSource: the token may also
+   * come as this cookie, which `?token=TOKEN` on any URL sets (then redirects without it).
+   */
+  readonly cookie?: string;
   /** Called once the server listens, with its address. */
   readonly onListen?: (url: string) => void;
 }
@@ -57,12 +62,35 @@ export function checkHost(options: ListenOptions): void {
 }
 
 /** The 401 for a request without the right bearer token; null when it may pass. */
-export function unauthorized(request: Request, token: string | null): Response | null {
+export function unauthorized(
+  request: Request,
+  token: string | null,
+  cookie?: string,
+): Response | null {
   if (token === null) return null;
-  const given = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
+  const given = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1] ??
+    (cookie
+      ? new RegExp(`(?:^|;\\s*)${cookie}=([^;]+)`).exec(request.headers.get("cookie") ?? "")?.[1]
+      : undefined);
   if (given !== undefined && sameToken(given, token)) return null;
   return textResponse(401, "unauthorized: missing or wrong bearer token", {
     "www-authenticate": 'Bearer realm="sia"',
+  });
+}
+
+/** `?token=TOKEN` with the right token: set the cookie and redirect to the URL without it. */
+function login(request: Request, options: ListenOptions): Response | null {
+  if (!options.cookie || options.token === null) return null;
+  const url = new URL(request.url);
+  const given = url.searchParams.get("token");
+  if (given === null || !sameToken(given, options.token)) return null;
+  url.searchParams.delete("token");
+  return new Response(null, {
+    status: 303,
+    headers: {
+      location: url.pathname + url.search,
+      "set-cookie": `${options.cookie}=${given}; HttpOnly; SameSite=Strict; Path=/`,
+    },
   });
 }
 
@@ -73,15 +101,20 @@ export function listen(
 ): Deno.HttpServer {
   checkHost(options);
   try {
-    return Deno.serve({
-      hostname: options.hostname,
-      port: options.port,
-      onListen: ({ hostname, port }) => {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        options.onListen?.(`http://${host}:${port}`);
+    return Deno.serve(
+      {
+        hostname: options.hostname,
+        port: options.port,
+        onListen: ({ hostname, port }) => {
+          const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+          options.onListen?.(`http://${host}:${port}`);
+        },
+        onError: (e) => textResponse(500, `internal error: ${e instanceof Error ? e.message : e}`),
       },
-      onError: (e) => textResponse(500, `internal error: ${e instanceof Error ? e.message : e}`),
-    }, (request) => unauthorized(request, options.token) ?? handle(request));
+      (request) =>
+        login(request, options) ?? unauthorized(request, options.token, options.cookie) ??
+          handle(request),
+    );
   } catch (e) {
     throw new SiaError(
       `--port ${options.port}: cannot listen on ${options.hostname} (${
