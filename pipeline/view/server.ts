@@ -167,7 +167,8 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
 
   let server: Deno.HttpServer;
   try {
-    server = listen(options, handle);
+    // A browser cannot send the token as a header: ?token= sets it as a cookie (serve/http.ts).
+    server = listen({ ...options, cookie: "sia_token" }, handle);
   } catch (e) {
     polling = false;
     await poller;
@@ -180,4 +181,24 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
   clients.clear();
   await poller;
   await server.shutdown();
+}
+
+export interface StartedView {
+  readonly url: string;
+  /** Resolves when the server has closed (after `options.stop`). */
+  readonly closed: Promise<void>;
+}
+
+/** serveView, resolved once it listens (so a run beside it starts only then) or rejected. */
+export function startView(
+  dir: string,
+  options: Omit<ViewOptions, "onListen">,
+): Promise<StartedView> {
+  return new Promise((resolve, reject) => {
+    const closed: Promise<void> = serveView(dir, {
+      ...options,
+      onListen: (url) => resolve({ url, closed }),
+    });
+    closed.catch(reject);
+  });
 }
