@@ -168,6 +168,7 @@ function chartView() {
       height: 220,
       layer: [
         {
+          name: "bars",
           mark: "bar",
           encoding: {
             x: {
@@ -189,6 +190,7 @@ function chartView() {
           },
         },
         {
+          name: "intervals",
           mark: { type: "errorbar", ticks: true },
           encoding: {
             x: { field: "group", type: "nominal", sort: null },
