@@ -111,6 +111,7 @@ Deno.test({
         undefined,
         { timeout: 90_000 },
       );
+      await page.screenshot({ path: `${REPO}/docs/view/grid.png`, fullPage: true });
       await page.waitForSelector(`${last}[data-state="done"]`, { timeout: 120_000 });
       const deadline = Date.now() + 60_000;
       while (!run.stderr().includes("run finished")) {
@@ -119,7 +120,6 @@ Deno.test({
       }
       assert.equal(await page.evaluate(() => (globalThis as Record<string, unknown>).marker), 42);
       assert.equal(await page.locator('#grid tr[data-state="done"]').count(), 8);
-      await page.screenshot({ path: `${REPO}/docs/view/grid.png`, fullPage: true });
 
       // The table: every row of table3.json, the same mean and sd.
       const json = JSON.parse(await Deno.readTextFile(`${out}/table3.json`));
