@@ -399,7 +399,10 @@ async function main(args: string[]): Promise<number> {
       return 0;
     }
     if (name === "view") return await viewCommand(dir, flags);
-    if (!flags.view && ["port", "host", "token-file"].some((f) => flags[f] !== undefined)) {
+    if (
+      name === "pipeline" && !flags.view &&
+      ["port", "host", "token-file"].some((f) => flags[f] !== undefined)
+    ) {
       throw keyError("--port", "--port, --host and --token-file go with --view");
     }
     if (name === "train-flow") return await trainFlowCommand(flags);

@@ -17,29 +17,27 @@ export interface CliResult {
 
 const decoder = new TextDecoder();
 
-/** Runs `deno run -A main.ts ...args` from the repository root and waits for it. */
-export async function runCli(args: readonly string[]): Promise<CliResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
+/** `deno run -A main.ts ...args` from the repository root, stderr piped. */
+function cli(args: readonly string[], stdout: "piped" | "null" = "piped"): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     cwd: REPO,
     stdin: "null",
-    stdout: "piped",
+    stdout,
     stderr: "piped",
     env: { NO_COLOR: "1" },
-  }).output();
+  });
+}
+
+/** Runs `deno run -A main.ts ...args` from the repository root and waits for it. */
+export async function runCli(args: readonly string[]): Promise<CliResult> {
+  const out = await cli(args).output();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
 /** Starts main.ts without waiting (for signals); stdout and stderr are piped. */
 export function spawnCli(args: readonly string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  return cli(args).spawn();
 }
 
 export interface Server {
@@ -56,14 +54,7 @@ export interface Server {
  * shows `listening` (group 1: the URL); stop() sends Ctrl-C (or SIGTERM) and waits for the exit.
  */
 export async function spawnServer(args: readonly string[], listening: RegExp): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  const child = cli(args, "null").spawn();
   let text = "";
   const decoder = new TextDecoder();
   let found: (url: string) => void = () => {};

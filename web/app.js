@@ -143,6 +143,17 @@ function tableView() {
   ];
 }
 
+/** A Vega-Lite spec of `unit` drawn once per metric, one row each, each on its own y scale. */
+function byMetric(values, unit) {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    data: { values },
+    facet: { row: { field: "metric", title: null } },
+    resolve: { scale: { y: "independent" } },
+    spec: unit,
+  };
+}
+
 function embed(id, spec) {
   const target = document.getElementById(id);
   if (target) return globalThis.vegaEmbed(target, spec, { renderer: "svg", actions: false });
@@ -158,49 +169,43 @@ function chartView() {
     hi: r.hi ?? r.mean + r.sd,
     n: r.n,
   }));
-  const spec = {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    data: { values },
-    facet: { row: { field: "metric", title: null } },
-    resolve: { scale: { y: "independent" } },
-    spec: {
-      width: Math.min(900, 60 + 45 * new Set(values.map((v) => v.group)).size),
-      height: 220,
-      layer: [
-        {
-          name: "bars",
-          mark: "bar",
-          encoding: {
-            x: {
-              field: "group",
-              type: "nominal",
-              sort: null,
-              title: null,
-              axis: { labelAngle: -40 },
-            },
-            y: { field: "mean", type: "quantitative", scale: { zero: false } },
-            color: { field: "group", type: "nominal", legend: null },
-            tooltip: [
-              { field: "group" },
-              { field: "mean", format: ".2f" },
-              { field: "lo", format: ".2f" },
-              { field: "hi", format: ".2f" },
-              { field: "n" },
-            ],
+  const spec = byMetric(values, {
+    width: Math.min(900, 60 + 45 * new Set(values.map((v) => v.group)).size),
+    height: 220,
+    layer: [
+      {
+        name: "bars",
+        mark: "bar",
+        encoding: {
+          x: {
+            field: "group",
+            type: "nominal",
+            sort: null,
+            title: null,
+            axis: { labelAngle: -40 },
           },
+          y: { field: "mean", type: "quantitative", scale: { zero: false } },
+          color: { field: "group", type: "nominal", legend: null },
+          tooltip: [
+            { field: "group" },
+            { field: "mean", format: ".2f" },
+            { field: "lo", format: ".2f" },
+            { field: "hi", format: ".2f" },
+            { field: "n" },
+          ],
         },
-        {
-          name: "intervals",
-          mark: { type: "errorbar", ticks: true },
-          encoding: {
-            x: { field: "group", type: "nominal", sort: null },
-            y: { field: "lo", type: "quantitative", title: "mean (95 % interval)" },
-            y2: { field: "hi" },
-          },
+      },
+      {
+        name: "intervals",
+        mark: { type: "errorbar", ticks: true },
+        encoding: {
+          x: { field: "group", type: "nominal", sort: null },
+          y: { field: "lo", type: "quantitative", title: "mean (95 % interval)" },
+          y2: { field: "hi" },
         },
-      ],
-    },
-  };
+      },
+    ],
+  });
   queueMicrotask(() => embed("chart", spec));
   return [
     el("h2", {}, "Mean over seeds with its 95 % interval"),
@@ -242,22 +247,16 @@ function curvesView() {
         }))
       )
     );
-    const spec = {
-      $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      data: { values },
-      facet: { row: { field: "metric", title: null } },
-      resolve: { scale: { y: "independent" } },
-      spec: {
-        width: 640,
-        height: 140,
-        mark: { type: "line", interpolate: "linear" },
-        encoding: {
-          x: { field: "step", type: "quantitative" },
-          y: { field: "value", type: "quantitative", scale: { zero: false }, title: null },
-          color: { field: "cell", type: "nominal" },
-        },
+    const spec = byMetric(values, {
+      width: 640,
+      height: 140,
+      mark: { type: "line", interpolate: "linear" },
+      encoding: {
+        x: { field: "step", type: "quantitative" },
+        y: { field: "value", type: "quantitative", scale: { zero: false }, title: null },
+        color: { field: "cell", type: "nominal" },
       },
-    };
+    });
     if (values.length) embed("curves", spec);
   });
   return [

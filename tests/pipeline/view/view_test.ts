@@ -284,6 +284,12 @@ Deno.test("view: another host needs a token; with one, 401 without it, a cookie 
   await withTempDir(async (tmp) => {
     const refused = await runCli(["view", tmp, "--host", "0.0.0.0", "--port", "0"]);
     assertOneLineError(refused, 2, "--host 0.0.0.0: a non-loopback host needs a bearer token");
+    assertOneLineError(await runCli(["view"]), 2, "DIR: missing");
+    assertOneLineError(
+      await runCli(["pipeline", "--config", "configs/quick.json", "--port", "0"]),
+      2,
+      "--port, --host and --token-file go with --view",
+    );
     let stop = () => {};
     const stopped = new Promise<void>((r) => (stop = r));
     let url = "";
