@@ -418,7 +418,12 @@ async function main(args: string[]): Promise<number> {
           "experiment" in resolved
             ? resolved.experiment.outDir(resolved.config)
             : resolved.pipeline.out.dir,
-          { ...await listenOptions(flags, 8471), log: (line) => console.error(line), stop },
+          {
+            ...await listenOptions(flags, 8471),
+            log: (line) => console.error(line),
+            stop,
+            besideRun: true,
+          },
         )
         : null;
       if (view) console.error(`[sia] view on ${view.url}/`);

@@ -405,6 +405,17 @@ const RENDER = {
   memorization: memorizationView,
 };
 
+/** What each view is drawn from: an event that changes none of it leaves the view as it is. */
+const INPUTS = {
+  grid: (s) => [s.cells, s.metrics],
+  table: (s) => [s.table, s.differences, s.metrics, s.files],
+  chart: (s) => [s.table, s.metrics],
+  curves: (s) => s.cells.map((c) => [c.file, c.step, c.state, c.curve]),
+  samples: (s) => s.samples,
+  memorization: (s) => [s.samples, s.memorization],
+};
+let drawnFrom = "";
+
 function render() {
   const view = currentView();
   for (const a of document.querySelectorAll("nav a")) {
@@ -413,6 +424,9 @@ function render() {
   if (!state) return;
   document.getElementById("dir").textContent = state.dir;
   showErrors(state.errors);
+  const inputs = JSON.stringify([view, location.search, INPUTS[view](state)]);
+  if (inputs === drawnFrom) return;
+  drawnFrom = inputs;
   main.replaceChildren(...RENDER[view]());
   main.dataset.view = view;
 }

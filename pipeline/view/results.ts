@@ -89,19 +89,68 @@ export interface ResultsView {
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-async function readJson(path: string, what: string, errors: string[]): Promise<unknown> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    errors.push(`${path}: cannot read (${message(e)})`);
-    return null;
+/**
+ * Files parsed once per version: a poll stats every file but reads and parses only those whose
+ * (inode, mtime, size) changed; a run's writes are renames, so each is a new inode. Entries of
+ * files not asked for in the last read are dropped, so the cache holds one directory's files.
+ */
+export class ParsedFiles {
+  #entries = new Map<string, { stamp: string; value: unknown; error: string | null }>();
+  #asked = new Set<string>();
+
+  /** The parsed file, null when it does not exist; a parse error is thrown as a SiaError. */
+  async get<T>(path: string, parse: (text: string) => T): Promise<T | null> {
+    this.#asked.add(path);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw new SiaError(`${path}: cannot read (${message(e)})`);
+    }
+    const stamp = `${info.ino}:${info.mtime?.getTime()}:${info.size}`;
+    let entry = this.#entries.get(path);
+    if (!entry || entry.stamp !== stamp) {
+      entry = { stamp, value: null, error: null };
+      try {
+        entry.value = parse(await Deno.readTextFile(path));
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return null;
+        entry.error = e instanceof SiaError ? e.message : `${path}: ${message(e)}`;
+      }
+      this.#entries.set(path, entry);
+    }
+    if (entry.error) throw new SiaError(entry.error);
+    return entry.value as T;
   }
+
+  /** Forgets the files not asked for since the last sweep. */
+  sweep(): void {
+    for (const path of this.#entries.keys()) if (!this.#asked.has(path)) this.#entries.delete(path);
+    this.#asked.clear();
+  }
+}
+
+function jsonParser(path: string, what: string) {
+  return (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new SiaError(`${path}: not ${what} (invalid JSON)`);
+    }
+  };
+}
+
+async function readJson(
+  files: ParsedFiles,
+  path: string,
+  what: string,
+  errors: string[],
+): Promise<unknown> {
   try {
-    return JSON.parse(text);
-  } catch {
-    errors.push(`${path}: not ${what} (invalid JSON)`);
+    return await files.get(path, jsonParser(path, what));
+  } catch (e) {
+    errors.push(message(e));
     return null;
   }
 }
@@ -118,12 +167,16 @@ async function names(dir: string): Promise<Deno.DirEntry[]> {
 }
 
 /** Shard directories (images-00000.npy beside a manifest.json): the dir and two levels below. */
-async function sampleSets(dir: string, errors: string[]): Promise<SampleSetInfo[]> {
+async function sampleSets(
+  dir: string,
+  files: ParsedFiles,
+  errors: string[],
+): Promise<SampleSetInfo[]> {
   const sets: SampleSetInfo[] = [];
   const visit = async (path: string, name: string, depth: number) => {
     const entries = await names(path);
     if (entries.some((e) => e.name === "images-00000.npy")) {
-      const manifest = await readJson(`${path}/manifest.json`, "a manifest", errors) as {
+      const manifest = await readJson(files, `${path}/manifest.json`, "a manifest", errors) as {
         generator?: { name?: string };
         counts?: { total?: number };
       } | null;
@@ -211,7 +264,16 @@ function tabulate(cells: readonly CellView[], metrics: readonly Metric[]) {
 }
 
 /** Reads `dir` as the view shows it; every problem is a line in `errors`. */
-export async function readResults(dir: string): Promise<ResultsView> {
+export async function readResults(
+  dir: string,
+  files = new ParsedFiles(),
+): Promise<ResultsView> {
+  const view = await read(dir, files);
+  files.sweep();
+  return view;
+}
+
+async function read(dir: string, cache: ParsedFiles): Promise<ResultsView> {
   const errors: string[] = [];
   const empty: ResultsView = {
     dir,
@@ -241,7 +303,7 @@ export async function readResults(dir: string): Promise<ResultsView> {
     errors.push(`${dir}: not a directory (pass a results directory: a run's out.dir)`);
     return empty;
   }
-  const plan = await readJson(`${dir}/experiment.json`, "an experiment plan", errors) as
+  const plan = await readJson(cache, `${dir}/experiment.json`, "an experiment plan", errors) as
     | Plan
     | null;
   const stored = new Map<string, StoredCell<unknown> | "corrupt">();
@@ -249,7 +311,8 @@ export async function readResults(dir: string): Promise<ResultsView> {
     if (!e.isFile || !e.name.endsWith(".json")) continue;
     const path = `${dir}/cells/${e.name}`;
     try {
-      stored.set(e.name.slice(0, -5), parseCell(path, await Deno.readTextFile(path)));
+      const cell = await cache.get(path, (text) => parseCell(path, text));
+      if (cell) stored.set(e.name.slice(0, -5), cell);
     } catch (err) {
       errors.push(err instanceof SiaError ? err.message : `${path}: ${message(err)}`);
       stored.set(e.name.slice(0, -5), "corrupt");
@@ -258,7 +321,7 @@ export async function readResults(dir: string): Promise<ResultsView> {
   const progress = new Map<string, CellProgress>();
   for (const e of await names(`${dir}/progress`)) {
     if (!e.isFile || !e.name.endsWith(".json")) continue;
-    const p = await readJson(`${dir}/progress/${e.name}`, "a progress file", errors);
+    const p = await readJson(cache, `${dir}/progress/${e.name}`, "a progress file", errors);
     if (p) progress.set(e.name.slice(0, -5), p as CellProgress);
   }
   // The plan's cells in its order, then any stored cell it does not list (an older run's).
@@ -295,7 +358,7 @@ export async function readResults(dir: string): Promise<ResultsView> {
   });
   const metrics = metricsOf(experiment, cells);
   const { table, differences } = tabulate(cells, metrics);
-  const memorization = await readJson(`${dir}/memorization.json`, "a table", errors) as
+  const memorization = await readJson(cache, `${dir}/memorization.json`, "a table", errors) as
     | { rows?: unknown[] }
     | null;
   const reports = (await names(dir)).filter((e) => e.isFile && /\.(csv|md|json)$/.test(e.name))
@@ -309,7 +372,7 @@ export async function readResults(dir: string): Promise<ResultsView> {
     metrics,
     table,
     differences,
-    samples: await sampleSets(dir, errors),
+    samples: await sampleSets(dir, cache, errors),
     memorization: Array.isArray(memorization?.rows) ? memorization.rows : null,
     files: reports,
   };
@@ -337,8 +400,8 @@ export function tableCsv(view: ResultsView): string {
 /** A cell's training curve, or null when it has none. */
 export async function readCurve(dir: string, file: string): Promise<CellProgress | null> {
   if (!/^[A-Za-z0-9_.-]+$/.test(file)) return null;
-  const errors: string[] = [];
-  const p = await readJson(`${dir}/progress/${file}.json`, "a progress file", errors);
-  if (errors.length) throw new SiaError(errors[0]);
-  return p as CellProgress | null;
+  const path = `${dir}/progress/${file}.json`;
+  return await new ParsedFiles().get(path, jsonParser(path, "a progress file")) as
+    | CellProgress
+    | null;
 }

@@ -9,11 +9,13 @@
 
 import { jsonResponse, listen, textResponse } from "../serve/http.ts";
 import type { ListenOptions } from "../serve/http.ts";
-import { readCurve, readResults, tableCsv } from "./results.ts";
+import { ParsedFiles, readCurve, readResults, tableCsv } from "./results.ts";
 import type { ResultsView } from "./results.ts";
 import { readSampleSet } from "./samples.ts";
 
 export const POLL_MS = 400;
+/** Polls without a change between keep-alive comments on the event streams (about 15 s). */
+const KEEPALIVE_POLLS = 38;
 export const VIEWS = ["grid", "table", "chart", "curves", "samples", "memorization"] as const;
 
 const WEB = new URL("../../web/", import.meta.url);
@@ -37,6 +39,8 @@ export interface ViewOptions extends ListenOptions {
   readonly log: (line: string) => void;
   /** Resolves to stop the server (Ctrl-C). */
   readonly stop: Promise<void>;
+  /** Started beside a run (pipeline --view), which makes the directory. */
+  readonly besideRun?: boolean;
 }
 
 async function file(url: URL, type: string): Promise<Response> {
@@ -59,24 +63,36 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
   dir = dir.replace(/\/+$/, "") || "/";
   const encoder = new TextEncoder();
   const clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
-  let current: ResultsView = await readResults(dir);
+  const files = new ParsedFiles();
+  let current: ResultsView = await readResults(dir, files);
   let currentText = JSON.stringify(current);
   // Each problem is logged once while it lasts (the page shows it on every update).
   let logged = new Set<string>();
   const logErrors = () => {
-    for (const e of current.errors) if (!logged.has(e)) options.log(`sia: view: ${e}`);
+    for (const e of current.errors) {
+      // Beside a run, a directory not made yet is expected, not a problem to report.
+      if (logged.has(e) || (options.besideRun && e.startsWith(`${dir}: no such`))) continue;
+      options.log(`sia: view: ${e}`);
+    }
     logged = new Set(current.errors);
   };
   logErrors();
   let polling = true;
+  let idle = 0;
+  const keepalive = encoder.encode(": keep-alive\n\n");
   const poll = async () => {
     while (polling) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       if (!polling) break;
       try {
-        const next = await readResults(dir);
+        const next = await readResults(dir, files);
         const text = JSON.stringify(next);
-        if (text === currentText) continue;
+        if (text === currentText) {
+          // A comment now and then keeps idle connections open through proxies.
+          if (++idle % KEEPALIVE_POLLS === 0) { for (const c of clients) c.enqueue(keepalive); }
+          continue;
+        }
+        idle = 0;
         current = next;
         currentText = text;
         logErrors();

@@ -119,6 +119,8 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(await page.evaluate(() => (globalThis as Record<string, unknown>).marker), 42);
+      // Beside a run, the directory the run has not made yet is not reported as a problem.
+      assert.doesNotMatch(run.stderr(), /no such results directory/);
       assert.equal(await page.locator('#grid tr[data-state="done"]').count(), 8);
 
       // The table: every row of table3.json, the same mean and sd.
@@ -272,6 +274,11 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal((await fetch(`${view.url}/api/state`)).status, 200);
+      // The file removed, the page recovers on its own.
+      await Deno.remove(`${dir}/cells/simclr__baseline__seed0.json`);
+      await page.waitForFunction(
+        `!document.getElementById("errors").textContent.includes("not a stored cell")`,
+      );
       assert.equal(await page.evaluate(() => (globalThis as Record<string, unknown>).marker), 7);
     } finally {
       await browser.close();
