@@ -371,6 +371,62 @@ function memorizationView() {
       )
       : el("p", {}, "No sample sets here."),
   ];
+  // The memorization experiment's finished cells, as they finish: each measurement point.
+  const points = state.cells.filter((c) => Array.isArray(c.result?.points)).flatMap((c) =>
+    c.result.points.map((p) => ({ cell: c.label, ...p }))
+  );
+  if (points.length) {
+    const values = points.map((p) => ({
+      cell: p.cell,
+      step: p.step,
+      memorized: 100 * p.memorized,
+    }));
+    queueMicrotask(() =>
+      embed("memorization-chart", {
+        $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+        data: { values },
+        width: 560,
+        height: 220,
+        mark: { type: "line", point: true },
+        encoding: {
+          x: { field: "step", type: "quantitative" },
+          y: { field: "memorized", type: "quantitative", title: "memorized %" },
+          color: { field: "cell", type: "nominal" },
+        },
+      })
+    );
+    parts.push(
+      el("h3", {}, "Memorization experiment cells, as they finish"),
+      el(
+        "table",
+        { id: "memorization-cells" },
+        el(
+          "tr",
+          {},
+          ...["cell", "step", "epoch", "memorized", "mean NN distance", "convex residual"].map((
+            h,
+          ) => el("th", {}, h)),
+        ),
+        ...points.map((p) =>
+          el(
+            "tr",
+            { "data-cell": p.cell, "data-step": p.step },
+            el("td", {}, p.cell),
+            el("td", { class: "num" }, p.step),
+            el("td", { class: "num" }, fixed(p.epoch)),
+            el(
+              "td",
+              { class: "num", "data-field": "memorized" },
+              `${fixed(100 * p.memorized, 1)} %`,
+            ),
+            el("td", { class: "num" }, fixed(p.nearest, 4)),
+            el("td", { class: "num" }, fixed(p.residual, 4)),
+          )
+        ),
+      ),
+      el("div", { id: "memorization-chart" }),
+    );
+  }
   if (state.memorization?.length) {
     const columns = Object.keys(state.memorization[0]).filter((k) =>
       typeof state.memorization[0][k] !== "object"
@@ -412,7 +468,7 @@ const INPUTS = {
   chart: (s) => [s.table, s.metrics],
   curves: (s) => s.cells.map((c) => [c.file, c.step, c.state, c.curve]),
   samples: (s) => s.samples,
-  memorization: (s) => [s.samples, s.memorization],
+  memorization: (s) => [s.samples, s.memorization, s.cells.map((c) => c.result)],
 };
 let drawnFrom = "";
 

@@ -287,6 +287,56 @@ Deno.test({
   });
 });
 
+Deno.test({
+  name: "view: the memorization experiment's points are tabulated and charted as cells finish",
+  ignore: !HAS_CHROMIUM,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/cells`);
+    const point = (step: number, memorized: number) => ({
+      step,
+      epoch: step / 4,
+      memorized,
+      nearest: 1.5,
+      residual: 0.75,
+      model: "",
+    });
+    const cell = (arm: string, points: unknown[]) => ({
+      experiment: "memorization",
+      key: { size: 256, arm, seed: 0 },
+      config: "0000000000000000",
+      result: { points },
+      seconds: 1,
+    });
+    await Deno.writeTextFile(
+      `${dir}/cells/size256__cfm__seed0.json`,
+      JSON.stringify(cell("cfm", [point(2, 0.25), point(4, 0.5)])),
+    );
+    const view = await spawnServer(["view", dir, "--port", "0"], VIEW_LINE);
+    const browser = await launch();
+    try {
+      const { page, errors } = await open(browser, `${view.url}/memorization`);
+      await page.waitForSelector("#memorization-chart svg .mark-line path");
+      const memorized = await page.locator('#memorization-cells [data-field="memorized"]')
+        .allTextContents();
+      assert.deepEqual(memorized, ["25.0 %", "50.0 %"]);
+      // A second cell finishes: its points join without a reload.
+      await Deno.writeTextFile(
+        `${dir}/cells/size256__efm__seed0.json`,
+        JSON.stringify(cell("efm", [point(2, 0.125)])),
+      );
+      await page.waitForSelector('#memorization-cells tr[data-cell="size 256 / efm / seed 0"]');
+      assert.equal(await page.locator("#memorization-cells tr[data-step]").count(), 3);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      assert.equal(await view.stop(), 130);
+    }
+  });
+});
+
 Deno.test("view: another host needs a token; with one, 401 without it, a cookie from ?token=", async () => {
   await withTempDir(async (tmp) => {
     const refused = await runCli(["view", tmp, "--host", "0.0.0.0", "--port", "0"]);
