@@ -12,6 +12,7 @@ import type { ListenOptions } from "../serve/http.ts";
 import { ParsedFiles, readCurve, readResults, tableCsv } from "./results.ts";
 import type { ResultsView } from "./results.ts";
 import { readSampleSet } from "./samples.ts";
+import type { SampleSet } from "./samples.ts";
 
 export const POLL_MS = 400;
 /** Polls without a change between keep-alive comments on the event streams (about 15 s). */
@@ -43,16 +44,25 @@ export interface ViewOptions extends ListenOptions {
   readonly besideRun?: boolean;
 }
 
-async function file(url: URL, type: string): Promise<Response> {
+async function file(path: URL | string, type: string, missing: string): Promise<Response> {
   try {
-    return new Response(await Deno.readFile(url), {
+    return new Response(await Deno.readFile(path), {
       headers: { "content-type": type, "cache-control": "no-cache" },
     });
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      return textResponse(404, `${url.pathname}: not found (run "deno install" for node_modules)`);
-    }
+    if (e instanceof Deno.errors.NotFound) return textResponse(404, missing);
     throw e;
+  }
+}
+
+/** Sends to every open page; a page gone mid-send is dropped. */
+function broadcast(clients: Set<ReadableStreamDefaultController<Uint8Array>>, bytes: Uint8Array) {
+  for (const c of clients) {
+    try {
+      c.enqueue(bytes);
+    } catch {
+      clients.delete(c);
+    }
   }
 }
 
@@ -64,6 +74,7 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
   const encoder = new TextEncoder();
   const clients = new Set<ReadableStreamDefaultController<Uint8Array>>();
   const files = new ParsedFiles();
+  const samples = new Map<string, { version: number; value: Promise<SampleSet> }>();
   let current: ResultsView = await readResults(dir, files);
   let currentText = JSON.stringify(current);
   // Each problem is logged once while it lasts (the page shows it on every update).
@@ -89,7 +100,7 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
         const text = JSON.stringify(next);
         if (text === currentText) {
           // A comment now and then keeps idle connections open through proxies.
-          if (++idle % KEEPALIVE_POLLS === 0) { for (const c of clients) c.enqueue(keepalive); }
+          if (++idle % KEEPALIVE_POLLS === 0) broadcast(clients, keepalive);
           continue;
         }
         idle = 0;
@@ -97,7 +108,7 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
         currentText = text;
         logErrors();
         const event = encoder.encode(`event: state\ndata: ${text}\n\n`);
-        for (const c of clients) c.enqueue(event);
+        broadcast(clients, event);
       } catch (e) {
         options.log(`sia: view: ${dir}: ${message(e)}`);
       }
@@ -134,13 +145,17 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
     }
     try {
       if (path === "/" || VIEWS.some((v) => path === `/${v}`)) {
-        return await file(new URL("index.html", WEB), TYPES.html);
+        return await file(new URL("index.html", WEB), TYPES.html, "web/index.html: missing");
       }
       const web = /^\/web\/([a-z0-9_-]+\.(js|css))$/.exec(path);
-      if (web) return await file(new URL(web[1], WEB), TYPES[web[2]]);
+      if (web) return await file(new URL(web[1], WEB), TYPES[web[2]], `${path}: not found`);
       const vendor = /^\/vendor\/([a-z.-]+)$/.exec(path)?.[1];
       if (vendor && VENDOR[vendor]) {
-        return await file(new URL(VENDOR[vendor], NODE_MODULES), TYPES.js);
+        return await file(
+          new URL(VENDOR[vendor], NODE_MODULES),
+          TYPES.js,
+          `node_modules/${VENDOR[vendor]}: missing (run "deno install")`,
+        );
       }
       if (path === "/api/state") return jsonResponse(current);
       if (path === "/api/events") return events();
@@ -162,14 +177,18 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
         if (!current.samples.some((s) => s.name === name)) {
           return textResponse(404, `${name}: no such sample set in ${dir}`);
         }
-        return jsonResponse(await readSampleSet(dir, name));
+        const info = current.samples.find((s) => s.name === name)!;
+        // One read per version of a set: a page load does not reread the shard.
+        let set = samples.get(name);
+        if (set?.version !== info.version) {
+          set = { version: info.version, value: readSampleSet(dir, name) };
+          samples.set(name, set);
+        }
+        return jsonResponse(await set.value);
       }
       const report = /^\/files\/([A-Za-z0-9_.-]+\.(csv|md|json))$/.exec(path);
       if (report && current.files.includes(report[1])) {
-        return await file(
-          new URL(`file://${await Deno.realPath(dir)}/${report[1]}`),
-          TYPES[report[2]],
-        );
+        return await file(`${dir}/${report[1]}`, TYPES[report[2]], `${report[1]}: gone`);
       }
       return textResponse(
         404,
@@ -193,7 +212,13 @@ export async function serveView(dir: string, options: ViewOptions): Promise<void
   await options.stop;
   polling = false;
   // Open event streams would keep shutdown waiting: end them first.
-  for (const c of clients) c.close();
+  for (const c of clients) {
+    try {
+      c.close();
+    } catch {
+      // Already closed by the page.
+    }
+  }
   clients.clear();
   await poller;
   await server.shutdown();
