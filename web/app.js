@@ -371,6 +371,12 @@ function memorizationView() {
       )
       : el("p", {}, "No sample sets here."),
   ];
+  for (const info of state.samples.filter((i) => i.summary)) {
+    parts.push(
+      el("h3", {}, `The run's summary (${info.name}/summary.md)`),
+      el("pre", { class: "summary", "data-set": info.name }, info.summary),
+    );
+  }
   // The memorization experiment's finished cells, as they finish: each measurement point.
   const points = state.cells.filter((c) => Array.isArray(c.result?.points)).flatMap((c) =>
     c.result.points.map((p) => ({ cell: c.label, ...p }))

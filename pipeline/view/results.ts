@@ -69,6 +69,8 @@ export interface SampleSetInfo {
   readonly images: number;
   /** The manifest's mtime: a new run of the set changes it. */
   readonly version: number;
+  /** The run's summary.md (its memorization figures over out.nnSample images), when written. */
+  readonly summary: string | null;
 }
 
 export interface ResultsView {
@@ -187,6 +189,7 @@ async function sampleSets(
           generator: String(manifest.generator?.name ?? "?"),
           images: Number(manifest.counts?.total ?? 0),
           version: mtime?.getTime() ?? 0,
+          summary: await files.get(`${path}/summary.md`, (text) => text).catch(() => null),
         });
       }
     }

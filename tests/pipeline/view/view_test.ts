@@ -4,7 +4,9 @@
 // from the cell files, the sample grid's canvases hold the shard's pixels and each neighbour is the
 // brute-force nearest training image, no console errors; a screenshot of each view goes to
 // docs/view/. Bad input (a missing directory, a corrupt cell file, a corrupt shard) is a line on
-// the page and on stderr while the server keeps serving; a token guards other hosts.
+// the page and on stderr while the server keeps serving; the memorization experiment's points
+// join the page as its cells finish; a plain `pipeline --view` run serves its shard's own bytes and
+// its summary; a token guards other hosts.
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -333,6 +335,52 @@ Deno.test({
     } finally {
       await browser.close();
       assert.equal(await view.stop(), 130);
+    }
+  });
+});
+
+Deno.test("pipeline --view on a plain run: its shards and summary.md, the shard's own bytes", async () => {
+  await withTempDir(async (tmp) => {
+    const out = `${tmp}/quick`;
+    const run = await spawnServer([
+      "pipeline",
+      "--config",
+      "configs/quick.json",
+      "--out",
+      out,
+      "--set",
+      "generate.count=64",
+      "--set",
+      "data.size=200",
+      "--set",
+      "out.nnSample=64",
+      "--view",
+      "--port",
+      "0",
+    ], VIEW_LINE);
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!run.stderr().includes("run finished")) {
+        assert.ok(Date.now() < deadline, run.stderr());
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // The poll after the run sees the summary.
+      let state;
+      do {
+        await new Promise((r) => setTimeout(r, 200));
+        state = await (await fetch(`${run.url}/api/state`)).json();
+      } while (!state.samples[0]?.summary && Date.now() < deadline);
+      assert.equal(state.samples.length, 1);
+      assert.equal(state.samples[0].name, ".");
+      assert.equal(state.samples[0].generator, "noise");
+      assert.equal(state.samples[0].summary, await Deno.readTextFile(`${out}/summary.md`));
+      const set = await (await fetch(`${run.url}/api/samples?set=.`)).json();
+      assert.equal(set.count, 32);
+      const shard = decodeNpy(await Deno.readFile(`${out}/images-00000.npy`));
+      const sent = Uint8Array.from(atob(set.images), (ch) => ch.charCodeAt(0));
+      assert.deepEqual(sent, shard.data.subarray(0, 32 * 784 * 4));
+    } finally {
+      assert.equal(await run.stop(), 0, run.stderr());
     }
   });
 });
