@@ -144,9 +144,7 @@ ${describeSection(FLOW_SECTION, "  ").join("\n")}`,
     options: {
       ...COMMON,
       config: { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      "token-file": { type: "string" },
+      ...LISTEN,
     } as Options,
     usage:
       `Usage: deno task run serve --config FILE [--port P] [--host H] [--token-file F] [--set key=value ...]
