@@ -52,6 +52,15 @@ async function show(page: Page, view: string): Promise<void> {
   await page.waitForFunction(`document.getElementById("view")?.dataset.view === "${view}"`);
 }
 
+/** Waits (up to a minute) for `done`; the assertion shows `context()` if it never comes. */
+async function until(done: () => boolean | Promise<boolean>, context: () => string) {
+  const deadline = Date.now() + 60_000;
+  while (!(await done())) {
+    assert.ok(Date.now() < deadline, context());
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 const pixel = (v: number) => Math.round(255 * Math.min(1, Math.max(0, v)));
 const signed = (v: number) => (v > 0 ? "+" : "") + v.toFixed(2);
 
@@ -115,11 +124,7 @@ Deno.test({
       );
       await page.screenshot({ path: `${REPO}/docs/view/grid.png`, fullPage: true });
       await page.waitForSelector(`${last}[data-state="done"]`, { timeout: 120_000 });
-      const deadline = Date.now() + 60_000;
-      while (!run.stderr().includes("run finished")) {
-        assert.ok(Date.now() < deadline, run.stderr());
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until(() => run.stderr().includes("run finished"), run.stderr);
       assert.equal(await page.evaluate(() => (globalThis as Record<string, unknown>).marker), 42);
       // Beside a run, the directory the run has not made yet is not reported as a problem.
       assert.doesNotMatch(run.stderr(), /no such results directory/);
@@ -270,11 +275,10 @@ Deno.test({
         await page.textContent('section[data-set="samples/bad"] .error') ?? "",
         /samples\/bad\/images-00000\.npy: not a \.npy file/,
       );
-      const deadline = Date.now() + 10_000;
-      while (!view.stderr().includes(corrupt) || !view.stderr().includes("not a .npy file")) {
-        assert.ok(Date.now() < deadline, view.stderr());
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until(
+        () => view.stderr().includes(corrupt) && view.stderr().includes("not a .npy file"),
+        view.stderr,
+      );
       assert.equal((await fetch(`${view.url}/api/state`)).status, 200);
       // The file removed, the page recovers on its own.
       await Deno.remove(`${dir}/cells/simclr__baseline__seed0.json`);
@@ -359,17 +363,13 @@ Deno.test("pipeline --view on a plain run: its shards and summary.md, the shard'
       "0",
     ], VIEW_LINE);
     try {
-      const deadline = Date.now() + 60_000;
-      while (!run.stderr().includes("run finished")) {
-        assert.ok(Date.now() < deadline, run.stderr());
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until(() => run.stderr().includes("run finished"), run.stderr);
       // The poll after the run sees the summary.
-      let state;
-      do {
-        await new Promise((r) => setTimeout(r, 200));
+      let state = { samples: [] as { name: string; generator: string; summary: string }[] };
+      await until(async () => {
         state = await (await fetch(`${run.url}/api/state`)).json();
-      } while (!state.samples[0]?.summary && Date.now() < deadline);
+        return Boolean(state.samples[0]?.summary);
+      }, run.stderr);
       assert.equal(state.samples.length, 1);
       assert.equal(state.samples[0].name, ".");
       assert.equal(state.samples[0].generator, "noise");
