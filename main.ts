@@ -22,6 +22,7 @@ import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flo
 import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
 import { serve } from "./pipeline/serve/stream.ts";
 import { listenForStop } from "./pipeline/signals.ts";
+import { startView } from "./pipeline/view/server.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 
@@ -31,6 +32,13 @@ const COMMON: Options = {
   help: { type: "boolean", short: "h" },
 };
 
+/** Where a server listens (serve, view, pipeline --view). */
+const LISTEN: Options = {
+  port: { type: "string" },
+  host: { type: "string" },
+  "token-file": { type: "string" },
+};
+
 const COMMANDS = {
   pipeline: {
     options: {
@@ -38,9 +46,11 @@ const COMMANDS = {
       config: { type: "string" },
       generator: { type: "string" },
       out: { type: "string" },
+      ...LISTEN,
+      view: { type: "boolean" },
     } as Options,
     usage:
-      `Usage: deno task run pipeline --config FILE [--generator NAME] [--out DIR] [--set key=value ...]
+      `Usage: deno task run pipeline --config FILE [--generator NAME] [--out DIR] [--set key=value ...] [--view [--port P] [--host H] [--token-file F]]
 
 Runs the whole graph a config file describes: load -> generate -> .npy shards + summary.
 
@@ -49,6 +59,9 @@ Runs the whole graph a config file describes: load -> generate -> .npy shards + 
   --out DIR           overrides out.dir
   --set key=value     overrides any config key by its dotted path, e.g. --set data.size=1000,
                       --set generate.params.r=0.5 (repeatable; applied after --generator)
+  --view              serve the results page of the output directory while the run goes (as
+                      "view" does; --port default 8471, --host, --token-file as there); it stays
+                      up after the run until Ctrl-C
   --debug             stack traces on errors
   -h, --help          this help
 
@@ -131,9 +144,7 @@ ${describeSection(FLOW_SECTION, "  ").join("\n")}`,
     options: {
       ...COMMON,
       config: { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      "token-file": { type: "string" },
+      ...LISTEN,
     } as Options,
     usage:
       `Usage: deno task run serve --config FILE [--port P] [--host H] [--token-file F] [--set key=value ...]
@@ -156,6 +167,24 @@ ${describeSection(SERVE_SECTION, "serve.").join("\n")}
   serve.jobs          {"name": {"seed": S}, ...}: the jobs served and their seeds (default: any job
                       name, all on the config's seed)`,
   },
+  view: {
+    options: { debug: COMMON.debug, help: COMMON.help, ...LISTEN } as Options,
+    usage: `Usage: deno task run view DIR [--port P] [--host H] [--token-file F]
+
+Serves a live page of a results directory (an experiment's or a pipeline run's out.dir): the
+grid of cells (pending, running with step and loss, done with scores), the table with paired
+intervals (CSV download), the chart, each cell's training curves, a sample grid per shard
+directory with each sample's nearest training image and NN1/NN2 ratio, and the memorization
+summary, at /grid, /table, /chart, /curves, /samples, /memorization. It updates as files change.
+
+  DIR                 the results directory (it may not exist yet: the page fills in once it does)
+  --port P            TCP port (default 8471; 0 picks a free one, printed on stderr)
+  --host H            address to bind (default 127.0.0.1); any non-loopback host needs --token-file
+  --token-file F      a file holding a token; requests need "Authorization: Bearer TOKEN" or the
+                      cookie a browser gets by opening any page with ?token=TOKEN once
+  --debug             stack traces on errors
+  -h, --help          this help`,
+  },
 } as const;
 
 type CommandName = keyof typeof COMMANDS;
@@ -166,6 +195,7 @@ Usage:
   deno task run pipeline --config configs/quick.json [--generator NAME] [--set key=value ...]
   deno task run generate --data mnist --generator noise --count N --seed S --out DIR [--set key=value ...]
   deno task run serve --config FILE [--port P] [--host H] [--token-file F]
+  deno task run view DIR [--port P] [--host H] [--token-file F]
   deno task run help COMMAND
 
 Commands:
@@ -173,6 +203,7 @@ Commands:
   generate   loader + generator only: .npy shards and a manifest
   train-flow train a velocity U-Net and export it as flow.onnx + flow.json
   serve      stream batches to training jobs over HTTP (safetensors frames)
+  view       a live results page for a results directory (browser)
   help       help for a command (or pass --help to it)
 
 Exit status: 0 done, 1 bad input, 2 bad flags or config keys, 130 stopped by Ctrl-C.`;
@@ -281,6 +312,37 @@ function generateConfig(flags: Record<string, unknown>) {
   return resolveConfig(raw);
 }
 
+/** --port, --host, --token-file: loopback unless told otherwise. */
+async function listenOptions(flags: Record<string, unknown>, defaultPort: number) {
+  const port = typeof flags.port === "string"
+    ? parseValue("--port", { type: "int", min: 0, max: 65535, default: 0, doc: "" }, flags.port)
+    : defaultPort;
+  return {
+    hostname: typeof flags.host === "string" ? flags.host : "127.0.0.1",
+    port: port as number,
+    token: typeof flags["token-file"] === "string"
+      ? await readTokenFile(flags["token-file"])
+      : null,
+  };
+}
+
+async function viewCommand(dir: string | undefined, flags: Record<string, unknown>) {
+  if (dir === undefined) throw keyError("DIR", "missing (pass a results directory: view DIR)");
+  const signal = listenForStop();
+  try {
+    const view = await startView(dir, {
+      ...await listenOptions(flags, 8471),
+      log: (line) => console.error(line),
+      stop: signal.stop,
+    });
+    console.error(`[sia] view of ${dir} on ${view.url}/ (Ctrl-C stops)`);
+    await view.closed;
+  } finally {
+    signal.dispose();
+  }
+  return signal.stopped() ? 130 : 0;
+}
+
 async function serveCommand(flags: Record<string, unknown>): Promise<number> {
   if (typeof flags.config !== "string") throw keyError("--config", "missing (pass --config FILE)");
   const raw = await readConfigFile(flags.config);
@@ -292,17 +354,9 @@ async function serveCommand(flags: Record<string, unknown>): Promise<number> {
     if (e instanceof SiaError) throw new SiaError(`${flags.config}: ${e.message}`, e.exitCode);
     throw e;
   }
-  const port = typeof flags.port === "string"
-    ? parseValue("--port", { type: "int", min: 0, max: 65535, default: 0, doc: "" }, flags.port)
-    : 8470;
-  const token = typeof flags["token-file"] === "string"
-    ? await readTokenFile(flags["token-file"])
-    : null;
   const signal = listenForStop();
   await serve(config, {
-    hostname: typeof flags.host === "string" ? flags.host : "127.0.0.1",
-    port: port as number,
-    token,
+    ...await listenOptions(flags, 8470),
     log: (line) => console.error(line),
     stop: signal.stop,
     onListen: (url) =>
@@ -333,10 +387,21 @@ async function main(args: string[]): Promise<number> {
       );
     }
     const name = command as CommandName;
+    // view's one positional argument, the results directory.
+    const dir = name === "view" && rest[0] !== undefined && !rest[0].startsWith("-")
+      ? rest.shift()
+      : undefined;
     const flags = parse(name, rest);
     if (flags.help) {
       console.log(COMMANDS[name].usage);
       return 0;
+    }
+    if (name === "view") return await viewCommand(dir, flags);
+    if (
+      name === "pipeline" && !flags.view &&
+      ["port", "host", "token-file"].some((f) => flags[f] !== undefined)
+    ) {
+      throw keyError("--port", "--port, --host and --token-file go with --view");
     }
     if (name === "train-flow") return await trainFlowCommand(flags);
     if (name === "serve") return await serveCommand(flags);
@@ -346,6 +411,27 @@ async function main(args: string[]): Promise<number> {
     const signal = listenForStop();
     const stop = signal.stop;
     try {
+      const view = flags.view
+        ? await startView(
+          "experiment" in resolved
+            ? resolved.experiment.outDir(resolved.config)
+            : resolved.pipeline.out.dir,
+          {
+            ...await listenOptions(flags, 8471),
+            log: (line) => console.error(line),
+            stop,
+            besideRun: true,
+          },
+        )
+        : null;
+      if (view) console.error(`[sia] view on ${view.url}/`);
+      // The run is over: the page stays up for reading until Ctrl-C.
+      const linger = async (code: number) => {
+        if (!view || signal.stopped()) return code;
+        console.error(`[sia] run finished; the view stays on ${view.url}/ until Ctrl-C`);
+        await view.closed;
+        return code;
+      };
       if ("experiment" in resolved) {
         await runExperiment(resolved.experiment, resolved.config, {
           log: (line) => console.error(line),
@@ -354,7 +440,7 @@ async function main(args: string[]): Promise<number> {
           progress: { logEvery: 60 },
           stop,
         });
-        return 0;
+        return await linger(0);
       }
       const config = resolved.pipeline;
       const result = await runPipeline(config, {
@@ -364,7 +450,7 @@ async function main(args: string[]): Promise<number> {
         stop,
       });
       console.error(`[sia] wrote ${result.count} images to ${result.dir}/ (manifest.json)`);
-      return result.interrupted ? 130 : 0;
+      return await linger(result.interrupted ? 130 : 0);
     } finally {
       signal.dispose();
     }

@@ -25,29 +25,78 @@ export interface CliResult {
 
 const decoder = new TextDecoder();
 
-/** Runs `deno run -A main.ts ...args` from the repository root and waits for it. */
-export async function runCli(args: readonly string[]): Promise<CliResult> {
-  const out = await new Deno.Command(Deno.execPath(), {
+/** `deno run -A main.ts ...args` from the repository root, stderr piped. */
+function cli(args: readonly string[], stdout: "piped" | "null" = "piped"): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     cwd: REPO,
     stdin: "null",
-    stdout: "piped",
+    stdout,
     stderr: "piped",
     env: { NO_COLOR: "1" },
-  }).output();
+  });
+}
+
+/** Runs `deno run -A main.ts ...args` from the repository root and waits for it. */
+export async function runCli(args: readonly string[]): Promise<CliResult> {
+  const out = await cli(args).output();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
 /** Starts main.ts without waiting (for signals); stdout and stderr are piped. */
 export function spawnCli(args: readonly string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  return cli(args).spawn();
+}
+
+export interface Server {
+  readonly url: string;
+  readonly pid: number;
+  /** Everything it wrote on stderr so far. */
+  stderr(): string;
+  /** Ctrl-C, then its exit status. */
+  stop(signal?: Deno.Signal): Promise<number>;
+}
+
+/**
+ * Starts a main.ts server command (serve, view, pipeline --view) and resolves once its stderr
+ * shows `listening` (group 1: the URL); stop() sends Ctrl-C (or SIGTERM) and waits for the exit.
+ */
+export async function spawnServer(args: readonly string[], listening: RegExp): Promise<Server> {
+  const child = cli(args, "null").spawn();
+  let text = "";
+  const decoder = new TextDecoder();
+  let found: (url: string) => void = () => {};
+  const url = new Promise<string>((resolve) => (found = resolve));
+  // Keeps reading stderr for the server's whole life, so a full pipe never blocks it.
+  const drained = (async () => {
+    for await (const chunk of child.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      const hit = listening.exec(text);
+      if (hit) found(hit[1]);
+    }
+  })();
+  const exited = child.status.then((s) => s.code);
+  const first = await Promise.race([url, exited.then((code) => ({ code }))]);
+  if (typeof first !== "string") {
+    await drained;
+    throw new Error(`${args[0]} exited with ${first.code} before listening:\n${text}`);
+  }
+  return {
+    url: first,
+    pid: child.pid,
+    stderr: () => text,
+    /** Stops the server as a user (SIGINT) or a scheduler (SIGTERM) would; resolves to its exit code. */
+    async stop(signal: Deno.Signal = "SIGINT") {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+      const code = await exited;
+      await drained;
+      return code;
+    },
+  };
 }
 
 export async function exists(path: string): Promise<boolean> {

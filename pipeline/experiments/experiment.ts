@@ -7,6 +7,7 @@
 
 import type { Field } from "../../core/schema.ts";
 import type { ProgressOptions } from "../progress.ts";
+import type { StepMetrics } from "./live.ts";
 
 export type KeyValue = string | number;
 /** A cell's coordinates, in the order they name it: { learner: "simclr", arm: "noised", seed: 0 }. */
@@ -16,8 +17,8 @@ export type CellKey = Readonly<Record<string, KeyValue>>;
 export interface CellContext<S> {
   /** Read-only inputs built once per process from the config alone (the loaded data). */
   readonly shared: S;
-  /** Progress: `units` of the cell's cost done. */
-  tick(units: number): void;
+  /** Progress: `units` of the cell's cost done, with the step's metrics for the view's curves. */
+  tick(units: number, metrics?: StepMetrics): void;
   /** Resolves on Ctrl-C; a cell may then stop early by throwing (nothing of it is stored). */
   readonly stop: Promise<void>;
   readonly log: (line: string) => void;
@@ -61,6 +62,11 @@ export interface Experiment<C = unknown, S = unknown, R = unknown> {
   readonly unit: string;
   prepare(config: C, log: (line: string) => void): Promise<S>;
   run(config: C, key: CellKey, context: CellContext<S>): Promise<R>;
+  /**
+   * The result fields the results view tabulates as cells finish, with a label and a scale (100:
+   * a share shown in %); absent: every numeric field as it is.
+   */
+  readonly metrics?: Readonly<Record<string, { readonly label: string; readonly scale: number }>>;
   /** A short line about a result for the log ("linear 80.10 %"). */
   describeResult(result: R): string;
   /** Writes the tables and charts into `dir` from every finished cell; returns the text to print. */

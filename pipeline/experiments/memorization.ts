@@ -222,8 +222,7 @@ export const memorization = defineExperiment<MemorizationConfig, Shared, Memoriz
       for (const at of checkpoints) {
         while (learner.trainer.steps < at) {
           if (stopped) throw new Error("stopped");
-          await learner.step();
-          context.tick(1);
+          context.tick(1, { loss: await learner.step() });
         }
         const { onnx, contract } = await learner.exportModel();
         const base = `${models}/${cellFileName(key)}__step${at}`;

@@ -8,6 +8,7 @@ import { SiaError } from "../../core/errors.ts";
 import { Progress } from "../progress.ts";
 import type { CellContext, CellKey, Experiment, RunOptions, StoredCell } from "./experiment.ts";
 import { cellLabel, configHash } from "./experiment.ts";
+import { CellTracker, writePlan } from "./live.ts";
 import { CellStore } from "./store.ts";
 
 /** Values kept for later cells: the most recent `capacity`, so memory stays bounded. */
@@ -39,6 +40,8 @@ export async function runExperiment<C, S, R>(
   );
   const pending = keys.filter((_, i) => !done[i]);
   const shared = await experiment.prepare(config, options.log);
+  // After prepare: bad input (the data) fails before the output directory is touched.
+  await writePlan(dir, experiment, keys, keys.map((key) => experiment.cost(config, key)));
   const total = pending.reduce((sum, key) => sum + experiment.cost(config, key), 0);
   const progress = options.progress
     ? new Progress({ label: experiment.unit, total, ...options.progress })
@@ -70,10 +73,20 @@ export async function runExperiment<C, S, R>(
     }
     if (stopped) throw interrupted();
     const t0 = performance.now();
+    // The cell's step, metrics and curve, for the results view (live.ts).
+    const tracker = new CellTracker(dir, key, experiment.cost(config, key));
+    await tracker.start();
     let result: R;
     try {
-      result = await runCell(experiment, config, key, context);
+      result = await runCell(experiment, config, key, {
+        ...context,
+        tick: (units, metrics) => {
+          context.tick(units);
+          tracker.tick(units, metrics);
+        },
+      });
     } catch (e) {
+      await tracker.end(stopped ? "stopped" : "failed");
       // A cell stopped by Ctrl-C throws; its partial work is dropped.
       if (stopped) throw interrupted();
       throw e;
@@ -86,6 +99,7 @@ export async function runExperiment<C, S, R>(
       seconds: (performance.now() - t0) / 1000,
     };
     await store.save(cell);
+    await tracker.end("done");
     cells.push(cell);
     options.log(
       `[sia] ${cellLabel(key)}: ${experiment.describeResult(result)} (${

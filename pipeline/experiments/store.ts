@@ -8,6 +8,23 @@ import { SiaError } from "../../core/errors.ts";
 import type { CellKey, StoredCell } from "./experiment.ts";
 import { canonicalJson, cellFileName } from "./experiment.ts";
 
+/** A stored cell's text, checked for the fields every cell has (the results view reads them too). */
+export function parseCell<R>(path: string, text: string): StoredCell<R> {
+  let cell: StoredCell<R>;
+  try {
+    cell = JSON.parse(text);
+  } catch {
+    throw new SiaError(`${path}: not a stored cell (invalid JSON); remove it to recompute`);
+  }
+  if (
+    typeof cell !== "object" || cell === null || typeof cell.experiment !== "string" ||
+    typeof cell.key !== "object" || cell.key === null || typeof cell.result !== "object"
+  ) {
+    throw new SiaError(`${path}: not a stored cell (no experiment, key or result); remove it`);
+  }
+  return cell;
+}
+
 export class CellStore {
   readonly dir: string;
 
@@ -29,12 +46,7 @@ export class CellStore {
       if (e instanceof Deno.errors.NotFound) return null;
       throw new SiaError(`${path}: cannot read (${e instanceof Error ? e.message : e})`);
     }
-    let cell: StoredCell<R>;
-    try {
-      cell = JSON.parse(text);
-    } catch {
-      throw new SiaError(`${path}: not a stored cell (invalid JSON); remove it to recompute`);
-    }
+    const cell = parseCell<R>(path, text);
     if (cell.experiment !== experiment || canonicalJson(cell.key) !== canonicalJson(key)) {
       throw new SiaError(`${path}: holds another cell (${canonicalJson(cell.key)})`);
     }

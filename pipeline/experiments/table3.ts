@@ -231,7 +231,9 @@ async function runCell(
       tap((event) => {
         if (event.kind !== "step") return;
         credits.give();
-        context.tick(1);
+        // The view's curve: the loss, the collapse indicators and the learning rate.
+        const { featureStd, codeEntropy } = event;
+        context.tick(1, { loss: event.loss, featureStd, codeEntropy, lr: event.lr });
         loss = event.loss;
         if (event.step % 50 === 1 || event.step === t.steps) {
           context.log(
@@ -322,6 +324,7 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
     };
   },
   run: runCell,
+  metrics: { linear: { label: "linear probe %", scale: 100 }, knn: { label: "kNN %", scale: 100 } },
   describeResult: (r) =>
     `linear ${(100 * r.linear).toFixed(2)} %, kNN ${
       (100 * r.knn).toFixed(2)

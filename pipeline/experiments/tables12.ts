@@ -308,7 +308,7 @@ async function runCell(
       if (!Number.isFinite(loss)) {
         throw new SiaError(`tables12: the loss diverged at step ${step + 1} (${loss})`);
       }
-      context.tick(1);
+      context.tick(1, { loss, lr });
     }
     const predicted = await model.predict(test.images, test.shape[0]);
     const correct = predicted.reduce((s, p, i) => s + (p === test.labels[i] ? 1 : 0), 0);
@@ -605,6 +605,7 @@ export const tables12 = defineExperiment<Tables12Config, Shared, Tables12Cell>({
     return { splits };
   },
   run: runCell,
+  metrics: { accuracy: { label: "test accuracy %", scale: 100 } },
   describeResult: (r) =>
     `accuracy ${
       (100 * r.accuracy).toFixed(2)

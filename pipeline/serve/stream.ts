@@ -14,7 +14,6 @@
 import { Subject } from "rxjs";
 import type { OperatorFunction } from "rxjs";
 import type { Batch, Dataset } from "../../core/batch.ts";
-import { SiaError } from "../../core/errors.ts";
 import { encodeFrame, LAYOUTS } from "../../core/frames.ts";
 import type { Layout } from "../../core/frames.ts";
 import { subset } from "../../stages/load/dataset.ts";
@@ -22,6 +21,8 @@ import { loadSplits } from "../../stages/load/resolve.ts";
 import { AnchorDraw } from "../../stages/load/source.ts";
 import { augmentStage, generatorStage } from "../config.ts";
 import { JOB_NAME } from "./config.ts";
+import { checkHost, jsonResponse, listen, textResponse } from "./http.ts";
+import type { ListenOptions } from "./http.ts";
 import type { ServeConfig } from "./config.ts";
 import { batchesPerRank, lastEpoch, positionsOf } from "./shares.ts";
 import type { Share } from "./shares.ts";
@@ -38,19 +39,6 @@ class HttpError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
-}
-
-function textResponse(status: number, line: string, headers: Record<string, string> = {}) {
-  return new Response(`${line}\n`, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
-  });
-}
-
-function jsonResponse(value: unknown): Response {
-  return new Response(JSON.stringify(value, null, 2) + "\n", {
-    headers: { "content-type": "application/json" },
-  });
 }
 
 /** One job's generator pipeline: anchors in, batches out, one batch at a time. */
@@ -143,31 +131,10 @@ interface Consumer {
   readonly close: () => void;
 }
 
-export interface ServeOptions {
-  readonly hostname: string;
-  readonly port: number;
-  /** Bearer token every request must carry; null: none asked (loopback only). */
-  readonly token: string | null;
+export interface ServeOptions extends ListenOptions {
   readonly log: (line: string) => void;
   /** Resolves to stop the server (Ctrl-C in the CLI). */
   readonly stop: Promise<void>;
-  /** Called once the server listens, with its address (tests pass --port 0 and read it). */
-  readonly onListen?: (url: string) => void;
-}
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/;
-
-export function isLoopback(hostname: string): boolean {
-  return LOOPBACK.test(hostname);
-}
-
-/** Compares two strings in time that depends on their lengths only. */
-function sameToken(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
 }
 
 const STREAM_PARAMS = ["job", "rank", "world", "epoch", "from", "batch", "layout", "step"];
@@ -176,12 +143,7 @@ const BATCH_PARAMS = ["job", "rank", "world", "epoch", "index", "batch", "layout
 /** Serves until `options.stop` resolves; returns when the server has closed. */
 export async function serve(config: ServeConfig, options: ServeOptions): Promise<void> {
   const { pipeline } = config;
-  if (!isLoopback(options.hostname) && !options.token) {
-    throw new SiaError(
-      `--host ${options.hostname}: a non-loopback host needs a bearer token (pass --token-file F)`,
-      2,
-    );
-  }
+  checkHost(options);
   const generator = generatorStage(pipeline.generate.generator);
   const augmenter = pipeline.augment.stage ? augmentStage(pipeline.augment.stage) : null;
   const splits = await loadSplits(pipeline.data.source, pipeline.data);
@@ -521,14 +483,6 @@ export async function serve(config: ServeConfig, options: ServeOptions): Promise
   }
 
   async function handle(request: Request): Promise<Response> {
-    if (options.token !== null) {
-      const given = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1];
-      if (given === undefined || !sameToken(given, options.token)) {
-        return textResponse(401, "unauthorized: missing or wrong bearer token", {
-          "www-authenticate": 'Bearer realm="sia"',
-        });
-      }
-    }
     const url = new URL(request.url);
     const routes: Record<string, () => Response | Promise<Response>> = {
       "/v1/stream": () => stream(url),
@@ -562,24 +516,7 @@ export async function serve(config: ServeConfig, options: ServeOptions): Promise
     }
   }
 
-  let server: Deno.HttpServer;
-  try {
-    server = Deno.serve({
-      hostname: options.hostname,
-      port: options.port,
-      onListen: ({ hostname, port }) => {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        options.onListen?.(`http://${host}:${port}`);
-      },
-      onError: (e) => textResponse(500, `internal error: ${e instanceof Error ? e.message : e}`),
-    }, handle);
-  } catch (e) {
-    throw new SiaError(
-      `--port ${options.port}: cannot listen on ${options.hostname} (${
-        e instanceof Error ? e.message : e
-      })`,
-    );
-  }
+  const server = listen(options, handle);
   await options.stop;
   // Open streams would keep shutdown waiting: end them first.
   for (const c of [...consumers.values()]) c.close();
