@@ -200,6 +200,22 @@ export function emitTapedForward(
       case "groupnorm": {
         const groups = block.groups;
         const [xg] = g.node("Reshape", [x, shapeConst(g, `${name}.gshape`, [0, groups, -1])]);
+        const cshape = shapeConst(g, `${name}.cshape`, [1, current[0], 1, 1]);
+        const [gamma] = g.node("Reshape", [param(`${name}.scale`), cshape]);
+        const [beta] = g.node("Reshape", [param(`${name}.shift`), cshape]);
+        if (tape.batch === null) {
+          // Inference (sampling, export): nothing is kept for a backward pass, so the grouped
+          // normalisation is one InstanceNormalization over [N, groups, rest] (unit scale, zero
+          // shift): onnxruntime runs it as one fused kernel instead of eight elementwise passes.
+          const ones = g.constant(`${name}.gones`, new Float32Array(groups).fill(1), [groups]);
+          const zeros = g.constant(`${name}.gzeros`, new Float32Array(groups), [groups]);
+          const [normed] = g.node("InstanceNormalization", [xg, ones, zeros], {
+            attributes: { epsilon: { float: GN_EPS } },
+          });
+          const [xhat] = g.node("Reshape", [normed, ...g.node("Shape", [x])]);
+          [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
+          break;
+        }
         const reduceMean = (v: string) =>
           g.node("ReduceMean", [v], { attributes: { axes: ints([2]), keepdims: { int: 1 } } })[0];
         const [centred] = g.node("Sub", [xg, reduceMean(xg)]);
@@ -216,9 +232,6 @@ export function emitTapedForward(
         );
         const [xhatGrouped] = g.node("Mul", [centred, invStd]);
         const [xhat] = g.node("Reshape", [xhatGrouped, ...g.node("Shape", [x])]);
-        const cshape = shapeConst(g, `${name}.cshape`, [1, current[0], 1, 1]);
-        const [gamma] = g.node("Reshape", [param(`${name}.scale`), cshape]);
-        const [beta] = g.node("Reshape", [param(`${name}.shift`), cshape]);
         [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
         Object.assign(saved, { xhat, xhatGrouped, invStd, gamma });
         break;
