@@ -12,8 +12,8 @@ import { parseValue, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Field, Resolved, Section } from "../../core/schema.ts";
 import { DATA_SECTION, generatorStage, TOP_SECTION } from "../config.ts";
 
-/** Top-level keys every experiment config has. */
-export const TOP_KEYS = ["experiment", "seed", "description", "data", "out"];
+/** Top-level keys every experiment config has ("queue": pipeline/queue/, read with --redis). */
+export const TOP_KEYS = ["experiment", "seed", "description", "data", "out", "queue"];
 
 /** "0,1,2" -> [0, 1, 2]; "3x" -> [0, 1, 2] (a count). */
 export function parseSeeds(text: string, key: string): number[] {
