@@ -48,6 +48,10 @@ export function checkRedisUrl(url: string): void {
   if (!parsed.hostname) throw keyError("--redis", `no host in ${redactUrl(url)}`);
 }
 
+function isAuthError(e: unknown): boolean {
+  return e instanceof Error && /WRONGPASS|NOAUTH|invalid (username-)?password/i.test(e.message);
+}
+
 /** A connection error (the socket), as opposed to Redis answering with an error. */
 export function isConnectionError(e: unknown): boolean {
   return e instanceof Error && !(e instanceof ErrorReply);
@@ -65,8 +69,13 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     socket: {
       // Before the first connection: fail fast (a wrong host or port is a user's mistake). After
       // it: keep trying for reconnectSeconds, so a restarted Redis picks up where it was.
-      reconnectStrategy: (retries) => {
-        if (!ready) return retries < 2 ? 200 : new SiaError(`${shown}: cannot connect`);
+      reconnectStrategy: (retries, cause) => {
+        if (isAuthError(cause)) {
+          return new SiaError(`${shown}: authentication failed (wrong or missing password)`);
+        }
+        if (!ready) {
+          return retries < 2 ? 200 : new SiaError(`${shown}: cannot connect (${cause.message})`);
+        }
         lostAt ||= Date.now();
         if (Date.now() - lostAt > reconnectMs) {
           return new SiaError(`${shown}: connection lost for over ${reconnectMs / 1000} s`);
@@ -89,13 +98,16 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
   });
   try {
     await client.connect();
+    // Without a password the connection opens and the first command is refused: ask now.
+    await client.ping();
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(message)) {
+    if (client.isOpen) client.destroy();
+    if (e instanceof SiaError) throw e;
+    if (isAuthError(e)) {
       throw new SiaError(`${shown}: authentication failed (wrong or missing password)`);
     }
-    if (e instanceof SiaError) throw e;
-    throw new SiaError(`${shown}: cannot connect (${message.replace(url, shown)})`);
+    const message = e instanceof Error ? e.message : String(e);
+    throw new SiaError(`${shown}: cannot connect (${message.replaceAll(url, shown)})`);
   }
   return client;
 }

@@ -54,7 +54,6 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   let stopped = false;
   options.stop.then(() => (stopped = true));
   const call = <T>(command: () => Promise<T>) => retrying(client, command);
-  log(`[sia] worker ${name} on ${redactUrl(options.url)}, queue ${keys.name}`);
   try {
     while (!stopped) {
       const joined = await waitForRun(client, keys, options);
@@ -78,7 +77,9 @@ async function waitForRun(
   for (;;) {
     const meta = await retrying(client, () => client.hGetAll(keys.meta));
     if (meta.run) return await joinMeta(keys.name, meta, options.experiments);
-    if (!told) options.log(`[sia] waiting for a run on queue ${keys.name}`);
+    if (!told) {
+      options.log(`[sia] waiting for a run on queue ${keys.name} at ${redactUrl(options.url)}`);
+    }
     told = true;
     if (await Promise.race([options.stop.then(() => true), sleep(1000).then(() => false)])) {
       return null;
@@ -98,7 +99,11 @@ async function serveRun(
   const { experiment, config, run } = joined;
   const { log, name } = options;
   const visibilityMs = VISIBILITY_HEARTBEATS * joined.heartbeatMs;
-  log(`[sia] joined run ${run} of ${experiment.name}: preparing`);
+  log(
+    `[sia] worker ${name} on ${
+      redactUrl(options.url)
+    }, queue ${keys.name}: joined run ${run} of ${experiment.name}, preparing`,
+  );
   const shared = await experiment.prepare(config, log);
   await call(() => ensureGroup(client, keys.cells));
   const artifacts = new Artifacts(client, keys, run, joined, name, log);

@@ -12,6 +12,8 @@ import { runExperiment } from "../../../pipeline/experiments/run.ts";
 import { runQueued } from "../../../pipeline/queue/coordinator.ts";
 import type { QueueStats } from "../../../pipeline/queue/coordinator.ts";
 import { redactUrl } from "../../../pipeline/queue/redis.ts";
+import { makeMeta, resolveQueue, siaVersion } from "../../../pipeline/queue/protocol.ts";
+import { EXPERIMENTS } from "../../../pipeline/experiments/registry.ts";
 import { assertOneLineError, REPO, runCli, withTempDir } from "../../_cli.ts";
 import { listNames } from "../../_shared.ts";
 import { startRedis } from "./_redis.ts";
@@ -145,5 +147,167 @@ Deno.test("two workers give the bytes of a local run; each pool is made once ove
     }
     assert.ok(workers.every((w) => /\(stored\)/.test(w.log())), "both workers ran cells");
     assert.equal((await listNames(shared)).length, 3);
+  });
+});
+
+Deno.test("a worker killed mid-cell has its cell finished by the other, each cell counted once", async () => {
+  await withRedis({}, async (server, dir) => {
+    const raw = toyRaw(`${dir}/queued`, { ms: 1500 });
+    await runExperiment(toy, toy.resolve({ ...raw, out: { dir: `${dir}/local` } }), quiet);
+    const first = startWorker(server.url, "w1");
+    const run = coordinate(server, raw);
+    await first.until(/(a \/ seed 0): running/);
+    const second = startWorker(server.url, "w2");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    first.child.kill("SIGKILL");
+    assert.equal((await first.child.status).signal, "SIGKILL");
+    let stats: QueueStats;
+    try {
+      stats = await run;
+    } finally {
+      assert.equal(await second.stop(), 130);
+    }
+    assert.equal(stats.ran, 4);
+    assert.deepEqual(await results(`${dir}/queued`), await results(`${dir}/local`));
+    assert.match(second.log(), /a \/ seed 0: running \(delivery 2,/);
+    const client = await createClient({ url: server.url }).connect();
+    try {
+      // One done entry per cell: the killed worker's delivery never counted.
+      const done = await client.xRange("sia:sia:done", "-", "+");
+      assert.deepEqual(done.map((m) => m.message.key).sort(), [
+        '{"arm":"a","seed":0}',
+        '{"arm":"a","seed":1}',
+        '{"arm":"b","seed":0}',
+        '{"arm":"b","seed":1}',
+      ]);
+      assert.equal(await client.xLen("sia:sia:cells"), 0);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+Deno.test("a Redis restart mid-run (append-only file on) loses no finished result", async () => {
+  await withRedis({ appendonly: true }, async (server, dir) => {
+    const raw = toyRaw(`${dir}/queued`, { ms: 400 });
+    await runExperiment(toy, toy.resolve({ ...raw, out: { dir: `${dir}/local` } }), quiet);
+    const worker = startWorker(server.url, "w1");
+    const log: string[] = [];
+    const run = coordinate(server, raw, log);
+    let stats: QueueStats;
+    try {
+      await worker.until(/\(stored\)[^]*\(stored\)/);
+      await server.stop();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await server.start();
+      const client = await createClient({ url: server.url }).connect();
+      try {
+        const stored = await client.keys("sia:sia:result:*");
+        assert.ok(stored.length >= 2, `results kept over the restart: ${stored}`);
+      } finally {
+        await client.close();
+      }
+      stats = await run;
+    } finally {
+      assert.equal(await worker.stop(), 130);
+    }
+    assert.equal(stats.cells.length, 4);
+    assert.deepEqual(await results(`${dir}/queued`), await results(`${dir}/local`));
+    assert.match(worker.log(), /connection lost, reconnecting/);
+  });
+});
+
+Deno.test("a cell that always throws ends in the dead-letter stream; the run names it", async () => {
+  const password = "pa55-w0rd";
+  await withRedis({ password }, async (server, dir) => {
+    const raw = toyRaw(`${dir}/queued`, { ms: 50, fail: [1] });
+    const worker = startWorker(server.url, "w1");
+    const log: string[] = [];
+    try {
+      await assert.rejects(
+        () => coordinate(server, raw, log),
+        (e) =>
+          e instanceof SiaError && e.exitCode === 1 &&
+          /^1 of 4 cells failed on every delivery \(dead-letter stream sia:sia:dead\): b \/ seed 1: toy cell b \/ seed 1: seed 1 always fails; rerun/
+            .test(e.message),
+      );
+    } finally {
+      assert.equal(await worker.stop(), 130);
+    }
+    // The other cells are stored; the failed one is not.
+    assert.deepEqual(await listNames(`${dir}/queued/cells`), [
+      "a__seed0.json",
+      "a__seed1.json",
+      "b__seed0.json",
+    ]);
+    const client = await createClient({ url: server.url }).connect();
+    try {
+      const dead = await client.xRange("sia:sia:dead", "-", "+");
+      assert.equal(dead.length, 1);
+      assert.equal(dead[0].message.key, '{"arm":"b","seed":1}');
+      assert.equal(dead[0].message.deliveries, "2");
+    } finally {
+      await client.close();
+    }
+    assert.match(worker.log(), /b \/ seed 1: failed \(delivery 1 of 2\)/);
+    // The password is in no line either process wrote.
+    assert.ok(![...log, worker.log()].some((line) => line.includes(password)));
+    assert.ok(log.some((line) => line.includes(redactUrl(server.url))));
+  });
+});
+
+Deno.test("a wrong password is one line and exit 1, and the password is not in it", async () => {
+  await withRedis({ password: "right-one" }, async (server, dir) => {
+    const url = `redis://:not-the-one@127.0.0.1:${server.port}`;
+    const worker = await runCli(["worker", "--redis", url]);
+    assertOneLineError(worker, 1, `redis://***@127.0.0.1:${server.port}: authentication failed`);
+    assert.ok(!worker.stderr.includes("not-the-one"));
+    const pipeline = await runCli([
+      "pipeline",
+      "--config",
+      "configs/table3.quick.json",
+      "--out",
+      `${dir}/out`,
+      "--redis",
+      url,
+    ]);
+    assertOneLineError(pipeline, 1, "authentication failed");
+    assert.ok(!pipeline.stderr.includes("not-the-one"));
+    const noPassword = await runCli(["worker", "--redis", `redis://127.0.0.1:${server.port}`]);
+    assertOneLineError(noPassword, 1, "authentication failed (wrong or missing password)");
+    assertOneLineError(await runCli(["worker", "--redis", "http://x"]), 2, "--redis: expected");
+  });
+});
+
+Deno.test("a queue whose config hash or sia version differs is refused with one line", async () => {
+  await withRedis({}, async (server, dir) => {
+    const raw = JSON.parse(await Deno.readTextFile(`${REPO}/configs/table3.quick.json`));
+    const client = await createClient({ url: server.url }).connect();
+    try {
+      const meta = makeMeta(EXPERIMENTS.table3, raw, "0123456789abcdef", resolveQueue(raw));
+      await client.hSet("sia:sia:meta", { ...meta });
+      assertOneLineError(
+        await runCli(["worker", "--redis", server.url]),
+        1,
+        /^sia: queue sia: config hash 0123456789abcdef, but its config resolves to [0-9a-f]{16} in this worker's code; this worker refuses it$/,
+      );
+      await client.hSet("sia:sia:meta", { sia: "0.0.0-other" });
+      assertOneLineError(
+        await runCli(["worker", "--redis", server.url]),
+        1,
+        `queue sia: its run is sia 0.0.0-other, this worker is sia ${siaVersion()}`,
+      );
+      // A coordinator does not take over a queue another config's cells are still on.
+      await client.xAdd("sia:sia:cells", "*", { run: "0123456789abcdef", key: "{}" });
+      await assert.rejects(
+        () => coordinate(server, toyRaw(`${dir}/queued`)),
+        (e) =>
+          e instanceof SiaError &&
+          /^queue sia on redis:\/\/127\.0\.0\.1:\d+ is running another config \(run 0123456789abcdef, 1 cells left/
+            .test(e.message),
+      );
+    } finally {
+      await client.close();
+    }
   });
 });
