@@ -14,7 +14,9 @@ import type { QueueStats } from "../../../pipeline/queue/coordinator.ts";
 import { redactUrl } from "../../../pipeline/queue/redis.ts";
 import { makeMeta, resolveQueue, siaVersion } from "../../../pipeline/queue/protocol.ts";
 import { EXPERIMENTS } from "../../../pipeline/experiments/registry.ts";
-import { assertOneLineError, REPO, runCli, withTempDir } from "../../_cli.ts";
+import { POOL_CODEC } from "../../../pipeline/experiments/shared.ts";
+import { makeBatch } from "../../../core/batch.ts";
+import { assertOneLineError, REPO, runCli, spawnCli, withTempDir } from "../../_cli.ts";
 import { listNames } from "../../_shared.ts";
 import { startRedis } from "./_redis.ts";
 import type { RedisServer } from "./_redis.ts";
@@ -310,4 +312,81 @@ Deno.test("a queue whose config hash or sia version differs is refused with one 
       await client.close();
     }
   });
+});
+
+Deno.test("table3 on the queue through the CLI: two workers write the tables of a local run", async () => {
+  await withRedis({}, async (server, dir) => {
+    const config = `${dir}/tiny.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        experiment: "table3",
+        seed: 0,
+        data: { source: "mnist", size: 300 },
+        table3: {
+          learners: "simclr",
+          seeds: "0",
+          steps: 3,
+          batch: 8,
+          dim: 16,
+          pool: 32,
+          probeTrain: 250,
+          probeTest: 100,
+        },
+        generators: { "closed-form": { sampler: "sde", steps: 5 } },
+        noise: { r: 1, s: 0.05 },
+        out: { dir: `${dir}/local` },
+      }),
+    );
+    const local = await runCli(["pipeline", "--config", config]);
+    assert.equal(local.code, 0, local.stderr);
+    const workers = [1, 2].map((i) =>
+      spawnCli(["worker", "--redis", server.url, "--name", `w${i}`])
+    );
+    const queued = await runCli([
+      "pipeline",
+      "--config",
+      config,
+      "--out",
+      `${dir}/queued`,
+      "--redis",
+      server.url,
+    ]);
+    for (const w of workers) w.kill("SIGTERM");
+    const ends = await Promise.all(workers.map((w) => w.output()));
+    assert.equal(queued.code, 0, queued.stderr);
+    assert.deepEqual(ends.map((e) => e.code), [130, 130]);
+    assert.equal(queued.stdout, local.stdout);
+    for (const file of ["table3.md", "table3.csv", "table3.json", "table3.svg", "table3.png"]) {
+      assert.deepEqual(
+        await Deno.readFile(`${dir}/queued/${file}`),
+        await Deno.readFile(`${dir}/local/${file}`),
+        file,
+      );
+    }
+    assert.match(queued.stderr, /4 of 4 cells to run/);
+    // The two mixed arms' pools were made once each, by whichever worker needed them first.
+    const logs = ends.map((e) => new TextDecoder().decode(e.stderr)).join("");
+    assert.equal(logs.match(/artifact [^ ]+: stored/g)?.length, 2, logs);
+  });
+});
+
+Deno.test("a pool survives its artifact codec exactly, whatever its header's length", () => {
+  for (const generator of ["noise", "closed-form"]) {
+    const n = 3;
+    const pool = makeBatch({
+      images: Float32Array.from({ length: n * 4 }, (_, i) => Math.fround(i / 7 - 0.3)),
+      shape: [n, 2, 2, 1],
+      labels: Int32Array.from([4, -1, 9]),
+      ids: Int32Array.from([7, 8, 2 ** 30]),
+      provenance: Uint8Array.from([1, 2, 1]),
+      generator,
+    });
+    const bytes = POOL_CODEC.encode(pool);
+    assert.deepEqual(POOL_CODEC.decode(bytes), pool);
+    // A copy at an odd offset decodes the same (the arrays are realigned, not viewed in place).
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    assert.deepEqual(POOL_CODEC.decode(shifted.subarray(1)), pool);
+  }
 });
