@@ -27,14 +27,21 @@ export interface QueuedOptions {
   readonly logEvery?: number;
 }
 
+/** When a cell run in this run was enqueued, started and finished (ms since the epoch). */
+export interface CellSpan {
+  readonly worker: string;
+  readonly enqueued: number;
+  readonly started: number;
+  readonly finished: number;
+}
+
 /** What the run measured about the queue itself, for the bench. */
 export interface QueueStats {
   readonly cells: StoredCell<unknown>[];
   /** Cells run by workers in this run. */
   readonly ran: number;
-  /** Mean milliseconds from enqueue to a worker starting the cell. */
-  readonly waitMs: number;
-  /** Milliseconds from the last result stored to the tables written. */
+  readonly spans: CellSpan[];
+  /** Milliseconds from the last result arriving to the tables written. */
   readonly reportMs: number;
   readonly seconds: number;
 }
@@ -97,20 +104,22 @@ export async function runQueued<C, S, R>(
       `[sia] queue ${keys.name} on ${redactUrl(options.url)}: run ${run}, ${missing.length} of ` +
         `${grid.length} cells to run (start workers: deno task run worker --redis URL)`,
     );
+    // The tables need the experiment's shared inputs: loaded while the workers run.
+    const shared = experiment.prepare(config, options.log);
+    shared.catch(() => {});
     const follow = await followRun(client, keys, experiment, grid, hashes, cells, missing, {
       ...options,
       store,
       run,
       t0,
     });
-    const shared = await experiment.prepare(config, options.log);
     const finished = cells as StoredCell<R>[];
-    options.print(await experiment.report(config, finished, shared, dir));
+    options.print(await experiment.report(config, finished, await shared, dir));
     const reportMs = follow.lastResultAt === null ? 0 : performance.now() - follow.lastResultAt;
     return {
       cells: finished as StoredCell<unknown>[],
-      ran: follow.ran,
-      waitMs: follow.waitMs,
+      ran: follow.spans.length,
+      spans: follow.spans,
       reportMs,
       seconds: (performance.now() - t0) / 1000,
     };
@@ -158,8 +167,7 @@ async function claimQueue(client: Redis, keys: QueueKeys, run: string, url: stri
 }
 
 interface Follow {
-  readonly ran: number;
-  readonly waitMs: number;
+  readonly spans: CellSpan[];
   readonly lastResultAt: number | null;
 }
 
@@ -177,8 +185,7 @@ async function followRun<R>(
   const index = new Map(grid.map((key, i) => [canonicalJson(key), i]));
   const dead = new Map<number, string>();
   let cursor = { done: "0", dead: "0" };
-  let ran = 0;
-  let waited = 0;
+  const spans: CellSpan[] = [];
   let lastResultAt: number | null = null;
   let stopped = false;
   options.stop?.then(() => (stopped = true));
@@ -235,8 +242,12 @@ async function followRun<R>(
         if (!text) continue;
         const cell = await keep<R>(options.store, JSON.parse(text), options.run, hashes[i]);
         cells[i] = cell;
-        ran++;
-        waited += Number(message.started) - Number(message.enqueued);
+        spans.push({
+          worker: message.worker,
+          enqueued: Number(message.enqueued),
+          started: Number(message.started),
+          finished: Number(message.finished),
+        });
         lastResultAt = performance.now();
         options.log(
           `[sia] ${label}: ${experiment.describeResult(cell.result)} (${
@@ -255,5 +266,5 @@ async function followRun<R>(
         `${keys.dead}): ${list}; rerun the same command to retry them`,
     );
   }
-  return { ran, waitMs: ran ? waited / ran : 0, lastResultAt };
+  return { spans, lastResultAt };
 }
