@@ -31,6 +31,11 @@ export class Artifacts {
   readonly #options: Pick<Joined, "heartbeatMs" | "inlineBytes" | "shared">;
   readonly #worker: string;
   readonly #log: (line: string) => void;
+  /** The locks this worker holds: released when it stops, so nobody waits for a dead maker. */
+  readonly #held = new Set<string>();
+  /** Lock requests in flight, which releaseAll waits for (a lock granted after it is released too). */
+  readonly #asking = new Set<Promise<unknown>>();
+  #closed = false;
 
   constructor(
     client: Redis,
@@ -67,12 +72,19 @@ export class Artifacts {
     let stopped = false;
     stop.then(() => (stopped = true));
     let told = false;
-    while (!stopped) {
+    while (!stopped && !this.#closed) {
       const sha = await this.#call(() => this.#client.get(index));
       if (sha) return codec.decode(await this.#read(id, sha));
-      const mine = await this.#call(() =>
+      if (this.#closed) break;
+      const asking = this.#call(() =>
         this.#client.set(lock, this.#worker, { NX: true, PX: lockMs })
-      );
+      ).then((granted) => {
+        if (granted) this.#held.add(lock);
+        return granted;
+      });
+      this.#asking.add(asking);
+      const mine = await asking.finally(() => this.#asking.delete(asking));
+      if (mine && this.#closed) break;
       if (mine) {
         const renew = setInterval(() => {
           this.#client.pExpire(lock, lockMs).catch(() => {});
@@ -88,7 +100,7 @@ export class Artifacts {
           return value;
         } finally {
           clearInterval(renew);
-          await this.#call(() => this.#client.del(lock));
+          await this.#release(lock);
         }
       }
       if (!told) {
@@ -99,6 +111,20 @@ export class Artifacts {
       await sleep(Math.min(1000, this.#options.heartbeatMs / 2));
     }
     throw new SiaError(`stopped while waiting for artifact ${id}`, 130);
+  }
+
+  async #release(lock: string): Promise<void> {
+    if (!this.#held.delete(lock)) return;
+    if (await this.#call(() => this.#client.get(lock)) === this.#worker) {
+      await this.#call(() => this.#client.del(lock));
+    }
+  }
+
+  /** Gives up every artifact being made here and takes no more (the worker is stopping). */
+  async releaseAll(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#asking]);
+    for (const lock of [...this.#held]) await this.#release(lock);
   }
 
   async #write(id: string, bytes: Uint8Array): Promise<string> {

@@ -131,7 +131,7 @@ async function serveRun(
       continue;
     }
     const done = await runEntry(client, keys, joined, entry, context, options, visibilityMs, call);
-    if (!done) return;
+    if (!done) return await artifacts.releaseAll();
   }
 }
 

@@ -189,6 +189,27 @@ Deno.test("a worker killed mid-cell has its cell finished by the other, each cel
   });
 });
 
+Deno.test("SIGTERM mid-cell hands the cell back at once and exits 130; another worker runs it", async () => {
+  await withRedis({}, async (server, dir) => {
+    // A long heartbeat: the takeover must come from the hand-back, not the visibility timeout.
+    const raw = toyRaw(`${dir}/queued`, { seeds: [0], ms: 1000 }, { heartbeat: 30 });
+    const first = startWorker(server.url, "w1");
+    const run = coordinate(server, raw);
+    await first.until(/: running/);
+    assert.equal(await first.stop(), 130);
+    assert.match(first.log(), /: handed back \(stopped\)\n/);
+    assert.doesNotMatch(first.log(), /\(stored\)/);
+    const second = startWorker(server.url, "w2");
+    try {
+      const stats = await run;
+      assert.equal(stats.ran, 2);
+    } finally {
+      assert.equal(await second.stop(), 130);
+    }
+    assert.match(second.log(), /running \(delivery 2,/);
+  });
+});
+
 Deno.test("a Redis restart mid-run (append-only file on) loses no finished result", async () => {
   await withRedis({ appendonly: true }, async (server, dir) => {
     const raw = toyRaw(`${dir}/queued`, { ms: 400 });
