@@ -15,7 +15,7 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
@@ -39,7 +39,7 @@ async function waitForPort(port: number, up: boolean): Promise<void> {
 export async function startRedis(
   options: { password?: string; appendonly?: boolean } = {},
 ): Promise<RedisServer> {
-  const port = await freePort();
+  const port = freePort();
   const dir = await Deno.makeTempDir({ prefix: "sia-redis-" });
   const args = [
     "--port",
