@@ -30,10 +30,10 @@ export async function runCli(args: readonly string[]): Promise<CliResult> {
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
-/** Starts main.ts without waiting (for signals); stdout and stderr are piped. */
-export function spawnCli(args: readonly string[]): Deno.ChildProcess {
+/** Starts main.ts (or another script) without waiting (for signals); stdout and stderr are piped. */
+export function spawnCli(args: readonly string[], script = MAIN): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", "-A", script, ...args],
     cwd: REPO,
     stdin: "null",
     stdout: "piped",

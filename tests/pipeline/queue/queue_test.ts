@@ -37,14 +37,7 @@ interface Worker {
 }
 
 function startWorker(url: string, name: string): Worker {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", TOY, "--redis", url, "--name", name],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  const child = spawnCli(["--redis", url, "--name", name], TOY);
   let text = "";
   const waiters: { pattern: RegExp; resolve: () => void }[] = [];
   (async () => {
@@ -337,37 +330,30 @@ Deno.test("a queue whose config hash or sia version differs is refused with one 
 
 Deno.test("table3 on the queue through the CLI: two workers write the tables of a local run", async () => {
   await withRedis({}, async (server, dir) => {
-    const config = `${dir}/tiny.json`;
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({
-        experiment: "table3",
-        seed: 0,
-        data: { source: "mnist", size: 300 },
-        table3: {
-          learners: "simclr",
-          seeds: "0",
-          steps: 3,
-          batch: 8,
-          dim: 16,
-          pool: 32,
-          probeTrain: 250,
-          probeTest: 100,
-        },
-        generators: { "closed-form": { sampler: "sde", steps: 5 } },
-        noise: { r: 1, s: 0.05 },
-        out: { dir: `${dir}/local` },
-      }),
-    );
-    const local = await runCli(["pipeline", "--config", config]);
+    // table3.quick.json cut to seconds a cell: one learner, 3 steps, small sets.
+    const tiny = [
+      "--config",
+      "configs/table3.quick.json",
+      ...[
+        "data.size=300",
+        "table3.learners=simclr",
+        "table3.steps=3",
+        "table3.batch=8",
+        "table3.dim=16",
+        "table3.pool=32",
+        "table3.probeTrain=250",
+        "table3.probeTest=100",
+        "generators.closed-form.steps=5",
+      ].flatMap((assignment) => ["--set", assignment]),
+    ];
+    const local = await runCli(["pipeline", ...tiny, "--out", `${dir}/local`]);
     assert.equal(local.code, 0, local.stderr);
     const workers = [1, 2].map((i) =>
       spawnCli(["worker", "--redis", server.url, "--name", `w${i}`])
     );
     const queued = await runCli([
       "pipeline",
-      "--config",
-      config,
+      ...tiny,
       "--out",
       `${dir}/queued`,
       "--redis",
