@@ -124,9 +124,15 @@ async function serveRun(
       continue;
     }
     if (entry.run !== run) {
-      // Left over from a run the coordinator has since replaced: its cells are not this run's.
       const current = await call(() => client.hGet(keys.meta, "run"));
-      if (current === entry.run) return;
+      if (current === entry.run) {
+        // A new run: hand its entry back at once and join it.
+        await call(() =>
+          client.xClaimJustId(keys.cells, GROUP, name, 0, entry.id, { IDLE: visibilityMs })
+        );
+        return;
+      }
+      // Left over from a run the coordinator has since replaced: its cells are not this run's.
       await finish(client, keys, entry, call);
       continue;
     }

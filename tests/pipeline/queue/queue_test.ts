@@ -182,6 +182,39 @@ Deno.test("a worker killed mid-cell has its cell finished by the other, each cel
   });
 });
 
+Deno.test("a worker paused past the visibility timeout finishes a cell run twice: it counts once", async () => {
+  await withRedis({}, async (server, dir) => {
+    const raw = toyRaw(`${dir}/queued`, { ms: 1500 });
+    await runExperiment(toy, toy.resolve({ ...raw, out: { dir: `${dir}/local` } }), quiet);
+    const first = startWorker(server.url, "w1");
+    const second = startWorker(server.url, "w2");
+    const run = coordinate(server, raw);
+    let stats: QueueStats;
+    try {
+      await first.until(/(a|b) \/ seed \d: running \(delivery 1/);
+      const label = /(\w \/ seed \d): running/.exec(first.log())![1];
+      Deno.kill(first.child.pid, "SIGSTOP");
+      await second.until(new RegExp(`${label}: running \\(delivery 2`));
+      Deno.kill(first.child.pid, "SIGCONT");
+      stats = await run;
+      // Both finish it: the paused worker too, once it runs again.
+      await first.until(new RegExp(`${label}: [0-9.]+ \\(stored\\)`));
+      await second.until(new RegExp(`${label}: [0-9.]+ \\(stored\\)`));
+    } finally {
+      assert.deepEqual(await Promise.all([first.stop(), second.stop()]), [130, 130]);
+    }
+    assert.equal(stats.ran, 4);
+    assert.deepEqual(await results(`${dir}/queued`), await results(`${dir}/local`));
+    const client = await createClient({ url: server.url }).connect();
+    try {
+      assert.equal(await client.xLen("sia:sia:done"), 5);
+      assert.equal((await client.keys("sia:sia:result:*")).length, 4);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 Deno.test("SIGTERM mid-cell hands the cell back at once and exits 130; another worker runs it", async () => {
   await withRedis({}, async (server, dir) => {
     // A long heartbeat: the takeover must come from the hand-back, not the visibility timeout.
