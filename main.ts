@@ -71,7 +71,7 @@ ${
           .join("\n")
       }
 With --redis, an experiment config's optional "queue" section (README, "Many machines"):
-${describeSection(QUEUE_SECTION, "  queue.").join("\n")}`,
+${describeSection(QUEUE_SECTION, "queue.").join("\n")}`,
   },
   worker: {
     options: {

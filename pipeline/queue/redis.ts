@@ -70,15 +70,12 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
       // Before the first connection: fail fast (a wrong host or port is a user's mistake). After
       // it: keep trying for reconnectSeconds, so a restarted Redis picks up where it was.
       reconnectStrategy: (retries, cause) => {
-        if (isAuthError(cause)) {
-          return new SiaError(`${shown}: authentication failed (wrong or missing password)`);
-        }
-        if (!ready) {
-          return retries < 2 ? 200 : new SiaError(`${shown}: cannot connect (${cause.message})`);
-        }
+        // A refused password is final; so is a server not there at the start.
+        if (isAuthError(cause) || (!ready && retries >= 2)) return cause;
+        if (!ready) return 200;
         lostAt ||= Date.now();
         if (Date.now() - lostAt > reconnectMs) {
-          return new SiaError(`${shown}: connection lost for over ${reconnectMs / 1000} s`);
+          return new Error(`${shown}: connection lost for over ${reconnectMs / 1000} s`);
         }
         return Math.min(100 * 2 ** retries, 1000);
       },
