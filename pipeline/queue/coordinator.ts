@@ -154,9 +154,7 @@ async function claimQueue(client: Redis, keys: QueueKeys, run: string, url: stri
   const call = <T>(command: () => Promise<T>) => retrying(client, command);
   const meta = await call(() => client.hGetAll(keys.meta));
   if (!meta.run || meta.run === run) return;
-  const left = await call(() => client.exists(keys.cells))
-    ? await call(() => client.xLen(keys.cells))
-    : 0;
+  const left = await call(() => client.xLen(keys.cells));
   if (left > 0) {
     throw new SiaError(
       `queue ${keys.name} on ${redactUrl(url)} is running another config (run ${meta.run}, ` +

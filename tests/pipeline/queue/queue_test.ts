@@ -325,6 +325,12 @@ Deno.test("a wrong password is one line and exit 1, and the password is not in i
     const noPassword = await runCli(["worker", "--redis", `redis://127.0.0.1:${server.port}`]);
     assertOneLineError(noPassword, 1, "authentication failed (wrong or missing password)");
     assertOneLineError(await runCli(["worker", "--redis", "http://x"]), 2, "--redis: expected");
+    assertOneLineError(await runCli(["worker"]), 2, "--redis: missing");
+    const help = await runCli(["worker", "--help"]);
+    assert.equal(help.code, 0);
+    for (const flag of ["--redis", "--name", "--queue", "--help"]) {
+      assert.ok(help.stdout.includes(flag), flag);
+    }
   });
 });
 
