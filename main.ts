@@ -23,6 +23,9 @@ import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/ser
 import { serve } from "./pipeline/serve/stream.ts";
 import { listenForStop } from "./pipeline/signals.ts";
 import { startView } from "./pipeline/view/server.ts";
+import { runQueued } from "./pipeline/queue/coordinator.ts";
+import { defaultWorkerName, runWorker } from "./pipeline/queue/worker.ts";
+import { QUEUE_SECTION } from "./pipeline/queue/protocol.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 
@@ -48,15 +51,19 @@ const COMMANDS = {
       out: { type: "string" },
       ...LISTEN,
       view: { type: "boolean" },
+      redis: { type: "string" },
     } as Options,
     usage:
-      `Usage: deno task run pipeline --config FILE [--generator NAME] [--out DIR] [--set key=value ...] [--view [--port P] [--host H] [--token-file F]]
+      `Usage: deno task run pipeline --config FILE [--generator NAME] [--out DIR] [--redis URL] [--set key=value ...] [--view [--port P] [--host H] [--token-file F]]
 
 Runs the whole graph a config file describes: load -> generate -> .npy shards + summary.
 
   --config FILE       JSON config (see configs/ and the README's "Config" section)
   --generator NAME    overrides generate.generator (${Object.keys(GENERATORS).join(", ")})
   --out DIR           overrides out.dir
+  --redis URL         an experiment config only: enqueue its cells on Redis for workers
+                      (deno task run worker) instead of running them here; writes the same tables
+                      when the last result arrives. redis://[:PASSWORD@]HOST[:PORT] or rediss://
   --set key=value     overrides any config key by its dotted path, e.g. --set data.size=1000,
                       --set generate.params.r=0.5 (repeatable; applied after --generator)
   --view              serve the results page of the output directory while the run goes (as
@@ -75,7 +82,30 @@ ${
           `  "${e.name}": ${e.summary}\n${e.describe().join("\n")}`
         )
           .join("\n")
-      }`,
+      }
+With --redis, an experiment config's optional "queue" section (README, "Many machines"):
+${describeSection(QUEUE_SECTION, "queue.").join("\n")}`,
+  },
+  worker: {
+    options: {
+      ...COMMON,
+      redis: { type: "string" },
+      name: { type: "string" },
+      queue: { type: "string" },
+    } as Options,
+    usage: `Usage: deno task run worker --redis URL [--name N] [--queue Q]
+
+Joins a Redis queue that "deno task run pipeline --config FILE --redis URL" fills and runs its
+experiment cells one at a time, with the same code as a local run; any number of workers on any
+number of machines may join. A worker refuses a queue whose run has another sia version or config
+hash. Ctrl-C or SIGTERM hands the cell in flight back to the queue and exits 130.
+
+  --redis URL         redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://... (TLS); the password is
+                      never printed
+  --name N            this worker's name in the consumer group (default HOST-PID-random)
+  --queue Q           the queue's name, the config's queue.name (default sia)
+  --debug             stack traces on errors
+  -h, --help          this help`,
   },
   generate: {
     options: {
@@ -196,6 +226,7 @@ Usage:
   deno task run generate --data mnist --generator noise --count N --seed S --out DIR [--set key=value ...]
   deno task run serve --config FILE [--port P] [--host H] [--token-file F]
   deno task run view DIR [--port P] [--host H] [--token-file F]
+  deno task run worker --redis URL [--name N]
   deno task run help COMMAND
 
 Commands:
@@ -204,6 +235,7 @@ Commands:
   train-flow train a velocity U-Net and export it as flow.onnx + flow.json
   serve      stream batches to training jobs over HTTP (safetensors frames)
   view       a live results page for a results directory (browser)
+  worker     run experiment cells from a Redis queue (pipeline --redis fills it)
   help       help for a command (or pass --help to it)
 
 Exit status: 0 done, 1 bad input, 2 bad flags or config keys, 130 stopped by Ctrl-C.`;
@@ -245,7 +277,9 @@ function asList(value: string | string[] | boolean | undefined): string[] {
   return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
 }
 
-type Resolved = { experiment: Experiment; config: unknown } | { pipeline: PipelineConfig };
+type Resolved =
+  | { experiment: Experiment; config: unknown; raw: Record<string, unknown> }
+  | { pipeline: PipelineConfig };
 
 async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved> {
   if (typeof flags.config !== "string") {
@@ -267,7 +301,7 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
       for (const assignment of asList(flags.set as string[])) {
         applyExperimentSet(raw, assignment, experiment.fields(raw));
       }
-      return { experiment, config: experiment.resolve(raw) };
+      return { experiment, config: experiment.resolve(raw), raw };
     }
     const generate = (raw.generate ??= {}) as Record<string, unknown>;
     if (typeof flags.generator === "string") {
@@ -405,9 +439,13 @@ async function main(args: string[]): Promise<number> {
     }
     if (name === "train-flow") return await trainFlowCommand(flags);
     if (name === "serve") return await serveCommand(flags);
+    if (name === "worker") return await workerCommand(flags);
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
       : { pipeline: generateConfig(flags) };
+    if (typeof flags.redis === "string" && !("experiment" in resolved)) {
+      throw keyError("--redis", 'queues the cells of an experiment config ("experiment": NAME)');
+    }
     const signal = listenForStop();
     const stop = signal.stop;
     try {
@@ -432,6 +470,15 @@ async function main(args: string[]): Promise<number> {
         await view.closed;
         return code;
       };
+      if ("experiment" in resolved && typeof flags.redis === "string") {
+        await runQueued(resolved.experiment, resolved.config, resolved.raw, {
+          url: flags.redis,
+          log: (line) => console.error(line),
+          print: (text) => console.log(text),
+          stop,
+        });
+        return await linger(0);
+      }
       if ("experiment" in resolved) {
         await runExperiment(resolved.experiment, resolved.config, {
           log: (line) => console.error(line),
@@ -464,6 +511,23 @@ async function main(args: string[]): Promise<number> {
     if (debug) console.error(e instanceof Error ? e.stack : e);
     else console.error("sia: rerun with --debug for the stack trace");
     return 1;
+  }
+}
+
+async function workerCommand(flags: Record<string, unknown>): Promise<number> {
+  if (typeof flags.redis !== "string") throw keyError("--redis", "missing (pass --redis URL)");
+  const signal = listenForStop();
+  try {
+    return await runWorker({
+      url: flags.redis,
+      queue: typeof flags.queue === "string" ? flags.queue : QUEUE_SECTION.name.default,
+      name: typeof flags.name === "string" ? flags.name : defaultWorkerName(),
+      experiments: EXPERIMENTS,
+      log: (line) => console.error(line),
+      stop: signal.stop,
+    });
+  } finally {
+    signal.dispose();
   }
 }
 

@@ -5,6 +5,7 @@ import { benchAugment } from "./augment.ts";
 import { benchClosedForm } from "./closed_form.ts";
 import { benchFlow } from "./flow.ts";
 import { benchLearners } from "./learners.ts";
+import { benchQueue } from "./queue.ts";
 import { benchStream } from "./stream.ts";
 import { benchTrainStep } from "./train_step.ts";
 
@@ -15,6 +16,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   learners: benchLearners,
   flow: benchFlow,
   stream: benchStream,
+  queue: benchQueue,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));

@@ -25,10 +25,14 @@ export interface CliResult {
 
 const decoder = new TextDecoder();
 
-/** `deno run -A main.ts ...args` from the repository root, stderr piped. */
-function cli(args: readonly string[], stdout: "piped" | "null" = "piped"): Deno.Command {
+/** `deno run -A main.ts ...args` (or another script) from the repository root, stderr piped. */
+function cli(
+  args: readonly string[],
+  stdout: "piped" | "null" = "piped",
+  script = MAIN,
+): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", "-A", script, ...args],
     cwd: REPO,
     stdin: "null",
     stdout,
@@ -43,9 +47,9 @@ export async function runCli(args: readonly string[]): Promise<CliResult> {
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
-/** Starts main.ts without waiting (for signals); stdout and stderr are piped. */
-export function spawnCli(args: readonly string[]): Deno.ChildProcess {
-  return cli(args).spawn();
+/** Starts main.ts (or another script) without waiting (for signals); stdout and stderr are piped. */
+export function spawnCli(args: readonly string[], script = MAIN): Deno.ChildProcess {
+  return cli(args, "piped", script).spawn();
 }
 
 export interface Server {

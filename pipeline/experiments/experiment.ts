@@ -26,8 +26,16 @@ export interface CellContext<S> {
    * A pure value several cells share (Table 3's pool of a seed is used by every learner), made
    * once per process and kept while later cells may ask for it. `id` must name everything the
    * value depends on; using it never changes a cell's result, only how often it is computed.
+   * With a codec the value is an artifact: on a queue (pipeline/queue/) one worker makes it and
+   * stores its bytes by content hash, and every other worker reads it instead of making it again.
    */
-  memo<T>(id: string, make: () => Promise<T>): Promise<T>;
+  memo<T>(id: string, make: () => Promise<T>, codec?: Codec<T>): Promise<T>;
+}
+
+/** A shared value as bytes and back, exactly: decode(encode(v)) gives the same cell results. */
+export interface Codec<T> {
+  encode(value: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
 }
 
 /** One finished cell as stored in `<out>/cells/<file>.json`. */

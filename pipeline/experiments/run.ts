@@ -12,7 +12,7 @@ import { CellTracker, writePlan } from "./live.ts";
 import { CellStore } from "./store.ts";
 
 /** Values kept for later cells: the most recent `capacity`, so memory stays bounded. */
-function memoCache(capacity: number) {
+export function memoCache(capacity: number) {
   const values = new Map<string, Promise<unknown>>();
   return <T>(id: string, make: () => Promise<T>): Promise<T> => {
     let value = values.get(id);
@@ -72,13 +72,12 @@ export async function runExperiment<C, S, R>(
       continue;
     }
     if (stopped) throw interrupted();
-    const t0 = performance.now();
     // The cell's step, metrics and curve, for the results view (live.ts).
     const tracker = new CellTracker(dir, key, experiment.cost(config, key));
     await tracker.start();
-    let result: R;
+    let cell: StoredCell<R>;
     try {
-      result = await runCell(experiment, config, key, {
+      cell = await runCell(experiment, config, key, hashes[i], {
         ...context,
         tick: (units, metrics) => {
           context.tick(units);
@@ -91,18 +90,11 @@ export async function runExperiment<C, S, R>(
       if (stopped) throw interrupted();
       throw e;
     }
-    const cell: StoredCell<R> = {
-      experiment: experiment.name,
-      key,
-      config: hashes[i],
-      result,
-      seconds: (performance.now() - t0) / 1000,
-    };
     await store.save(cell);
     await tracker.end("done");
     cells.push(cell);
     options.log(
-      `[sia] ${cellLabel(key)}: ${experiment.describeResult(result)} (${
+      `[sia] ${cellLabel(key)}: ${experiment.describeResult(cell.result)} (${
         cell.seconds.toFixed(0)
       } s)`,
     );
@@ -112,14 +104,27 @@ export async function runExperiment<C, S, R>(
   return cells;
 }
 
-async function runCell<C, S, R>(
+/**
+ * Runs one cell and returns it as stored: the one code path of a local run and a queue worker.
+ * `hash` is configHash(identity(config, key)).
+ */
+export async function runCell<C, S, R>(
   experiment: Experiment<C, S, R>,
   config: C,
   key: CellKey,
+  hash: string,
   context: CellContext<S>,
-): Promise<R> {
+): Promise<StoredCell<R>> {
+  const t0 = performance.now();
   try {
-    return await experiment.run(config, key, context);
+    const result = await experiment.run(config, key, context);
+    return {
+      experiment: experiment.name,
+      key,
+      config: hash,
+      result,
+      seconds: (performance.now() - t0) / 1000,
+    };
   } catch (e) {
     if (e instanceof SiaError) throw e;
     throw new Error(

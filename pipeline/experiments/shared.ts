@@ -11,9 +11,10 @@ import { keyError, SiaError } from "../../core/errors.ts";
 import { parseValue, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Field, Resolved, Section } from "../../core/schema.ts";
 import { DATA_SECTION, generatorStage, TOP_SECTION } from "../config.ts";
+import type { Codec } from "./experiment.ts";
 
-/** Top-level keys every experiment config has. */
-export const TOP_KEYS = ["experiment", "seed", "description", "data", "out"];
+/** Top-level keys every experiment config has ("queue": pipeline/queue/, read with --redis). */
+export const TOP_KEYS = ["experiment", "seed", "description", "data", "out", "queue"];
 
 /** "0,1,2" -> [0, 1, 2]; "3x" -> [0, 1, 2] (a count). */
 export function parseSeeds(text: string, key: string): number[] {
@@ -93,6 +94,44 @@ export function resolveGenerators(
 }
 
 /** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell. */
+/**
+ * A pool as bytes (an artifact on a queue): a little-endian u32 header length, the JSON header
+ * (shape, generator names), padding to 4 bytes, then images, labels, ids and provenance raw.
+ */
+export const POOL_CODEC: Codec<Batch> = {
+  encode(pool) {
+    const header = new TextEncoder().encode(
+      JSON.stringify({ shape: pool.shape, generator: pool.generator }),
+    );
+    const start = Math.ceil((4 + header.length) / 4) * 4;
+    const arrays = [pool.images, pool.labels, pool.ids, pool.provenance];
+    const bytes = new Uint8Array(start + arrays.reduce((sum, a) => sum + a.byteLength, 0));
+    new DataView(bytes.buffer).setUint32(0, header.length, true);
+    bytes.set(header, 4);
+    let offset = start;
+    for (const a of arrays) {
+      bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
+      offset += a.byteLength;
+    }
+    return bytes;
+  },
+  decode(bytes) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + length)));
+    const n = header.shape[0];
+    const copy = bytes.slice(Math.ceil((4 + length) / 4) * 4).buffer;
+    const size = imageSize(header.shape);
+    return makeBatch({
+      images: new Float32Array(copy, 0, n * size),
+      shape: header.shape,
+      labels: new Int32Array(copy, 4 * n * size, n),
+      ids: new Int32Array(copy, 4 * n * (size + 1), n),
+      provenance: new Uint8Array(copy, 4 * n * (size + 2), n),
+      generator: header.generator,
+    });
+  },
+};
+
 export async function makePool(
   name: string,
   params: Resolved<Section>,

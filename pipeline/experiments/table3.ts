@@ -38,6 +38,7 @@ import {
   loadData,
   makePool,
   parseSeeds,
+  POOL_CODEC,
   resolveGenerators,
   TOP_KEYS,
 } from "./shared.ts";
@@ -203,7 +204,7 @@ async function runCell(
     const name = arm === "noised" ? "noise" : arm.slice("generated:".length);
     const params = arm === "noised" ? config.noise : config.generators[name];
     return makePool(name, params, train, t.pool, seed, `generators.${name}`);
-  });
+  }, POOL_CODEC);
   const mix = { real: train, extra, dup: arm === "baseline" ? 1 : t.dup };
   const augment = augmentViews(PRESETS[arm === "baseline" ? t.strong : t.weak], seed);
   const model = await learnerFor(learner, {
