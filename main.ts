@@ -22,6 +22,11 @@ import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flo
 import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
 import { serve } from "./pipeline/serve/stream.ts";
 import { listenForStop } from "./pipeline/signals.ts";
+import {
+  isModuleSpec,
+  loadGeneratorModule,
+  loadGeneratorModules,
+} from "./pipeline/user_generator.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 
@@ -45,7 +50,8 @@ const COMMANDS = {
 Runs the whole graph a config file describes: load -> generate -> .npy shards + summary.
 
   --config FILE       JSON config (see configs/ and the README's "Config" section)
-  --generator NAME    overrides generate.generator (${Object.keys(GENERATORS).join(", ")})
+  --generator NAME    overrides generate.generator (${Object.keys(GENERATORS).join(", ")}),
+                      or a generator module: ./my_generator.ts, file: or https: URL
   --out DIR           overrides out.dir
   --set key=value     overrides any config key by its dotted path, e.g. --set data.size=1000,
                       --set generate.params.r=0.5 (repeatable; applied after --generator)
@@ -84,7 +90,8 @@ A rerun into the same DIR replaces the shards, manifest and summary a previous r
                       or a path: IDX images (.gz or raw; labels found beside them), CIFAR-10 .bin
                       or a directory of data_batch_*.bin, or .npy (uint8 or float32 [N,H,W(,C)];
                       labels from X.labels.npy or labels-*.npy beside images-*.npy)
-  --generator NAME    ${Object.keys(GENERATORS).join(", ")} (default noise)
+  --generator NAME    ${Object.keys(GENERATORS).join(", ")} (default noise), or a generator
+                      module: ./my_generator.ts (relative to the working directory), file:, https:
   --count N           images to generate (default 1000)
   --seed S            seed (default 0); the same seed gives the same bytes
   --out DIR           output directory (required)
@@ -223,6 +230,12 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
   const raw = await readConfigFile(flags.config);
   if (typeof flags.out === "string") ((raw.out ??= {}) as Record<string, unknown>).dir = flags.out;
   try {
+    // Generator modules load before anything resolves: --generator's path against the working
+    // directory, the config's against the config file's.
+    if (typeof flags.generator === "string" && isModuleSpec(flags.generator)) {
+      await loadGeneratorModule(flags.generator, Deno.cwd());
+    }
+    await loadGeneratorModules(raw, flags.config);
     if (raw.experiment !== undefined) {
       const experiment = EXPERIMENTS[String(raw.experiment)];
       if (!experiment) {
@@ -255,7 +268,7 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
   }
 }
 
-function generateConfig(flags: Record<string, unknown>) {
+async function generateConfig(flags: Record<string, unknown>) {
   const value = (flag: string) =>
     typeof flags[flag] === "string" ? flags[flag] as string : undefined;
   if (!value("out")) throw keyError("--out", "missing (pass --out DIR)");
@@ -270,6 +283,7 @@ function generateConfig(flags: Record<string, unknown>) {
     },
     out: { dir: value("out"), summary: false },
   };
+  await loadGeneratorModules(raw, null);
   for (const assignment of asList(flags.set as string[])) {
     // A bare key is a generator option; a dotted one is a config path.
     const key = assignment.slice(0, Math.max(0, assignment.indexOf("=")));
@@ -342,7 +356,7 @@ async function main(args: string[]): Promise<number> {
     if (name === "serve") return await serveCommand(flags);
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
-      : { pipeline: generateConfig(flags) };
+      : { pipeline: await generateConfig(flags) };
     const signal = listenForStop();
     const stop = signal.stop;
     try {

@@ -34,6 +34,21 @@ export interface GeneratorStage<S extends Section = Section>
   readonly provenance: ProvenanceName;
 }
 
+/** A generator's operator factory, typed by its options schema. */
+export type GeneratorFactory<S extends Section> = GeneratorStage<S>["create"];
+
+/**
+ * What a user's own generator module exports (loaded by pipeline/user_generator.ts from a path or
+ * URL named as the generator): `params`, its options schema, and `create`, the operator factory;
+ * optionally a `summary` line and a `provenance` (default "generated").
+ */
+export interface GeneratorModule<S extends Section = Section> {
+  readonly params: S;
+  readonly create: GeneratorFactory<S>;
+  readonly summary?: string;
+  readonly provenance?: ProvenanceName;
+}
+
 /** Typed helper so each stage file gets its params' types checked against its schema. */
 export function defineGenerator<S extends Section>(stage: GeneratorStage<S>): GeneratorStage {
   return stage as unknown as GeneratorStage;

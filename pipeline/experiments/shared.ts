@@ -11,6 +11,7 @@ import { keyError, SiaError } from "../../core/errors.ts";
 import { parseValue, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Field, Resolved, Section } from "../../core/schema.ts";
 import { DATA_SECTION, generatorStage, TOP_SECTION } from "../config.ts";
+import { namingModule } from "../user_generator.ts";
 
 /** Top-level keys every experiment config has. */
 export const TOP_KEYS = ["experiment", "seed", "description", "data", "out"];
@@ -82,10 +83,10 @@ export function resolveGenerators(
     if (!/^[a-z0-9-]+$/i.test(label)) {
       throw keyError(`generators.${label}`, "a label is letters, digits and dashes");
     }
-    const params = resolveSection(
-      generatorStage(stage).params,
-      entry.params,
-      `generators.${label}.params.`,
+    const params = namingModule(
+      stage,
+      () =>
+        resolveSection(generatorStage(stage).params, entry.params, `generators.${label}.params.`),
     );
     out[label] = { stage, params };
   }
