@@ -2,6 +2,7 @@
 
 import { contrastive } from "../stages/augment/contrastive.ts";
 import { closedForm } from "../stages/generate/closed_form.ts";
+import { kernel } from "../stages/generate/kernel.ts";
 import { noise } from "../stages/generate/noise.ts";
 import { onnxFlow } from "../stages/generate/onnx_flow.ts";
 import { smoothed } from "../stages/generate/smoothed.ts";
@@ -12,6 +13,7 @@ export const GENERATORS: Readonly<Record<string, GeneratorStage>> = {
   "closed-form": closedForm,
   "onnx-flow": onnxFlow,
   smoothed,
+  kernel,
 };
 
 export const AUGMENTERS: Readonly<Record<string, AugmentStage>> = { contrastive };
