@@ -103,9 +103,15 @@ function pointsOf(train: Dataset, positions: number[] | null): Points {
 /**
  * Turns a class's exact field into the one a set of trajectories integrates: generators that
  * replace the denoiser m with an estimate (smoothed.ts) do it here and keep everything else.
- * `points` are the class's training points, `ids` the trajectories' sample ids (random keys).
+ * `points` are the class's training points (`label`, 0 when unconditional), `ids` the
+ * trajectories' sample ids (random keys).
  */
-export type FieldTransform = (field: Field, points: Points, ids: Int32Array) => Field;
+export type FieldTransform = (
+  field: Field,
+  points: Points,
+  ids: Int32Array,
+  label: number,
+) => Field;
 
 /** The closed-form generator's operator, with its samples named `name` and m optionally replaced. */
 export function closedFormOperator(
@@ -195,6 +201,7 @@ export function closedFormOperator(
           exact,
           pointsOf(train, groups ? groups.get(label)! : null),
           Int32Array.from(members, (j) => ids[j]),
+          groups ? label : 0,
         )
         : exact;
       const b = members.length;
