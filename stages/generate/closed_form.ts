@@ -11,7 +11,7 @@ import { imageSize, makeBatch, sampleIds } from "../../core/batch.ts";
 import type { Batch, Dataset } from "../../core/batch.ts";
 import { keyError } from "../../core/errors.ts";
 import { defineGenerator } from "../../core/stage.ts";
-import type { GeneratorContext } from "../../core/stage.ts";
+import type { DenoiserProbe, GeneratorContext } from "../../core/stage.ts";
 import type { Resolved } from "../../core/schema.ts";
 import { groupByLabel } from "../load/dataset.ts";
 import { bothEndsField } from "./interpolant/both_ends.ts";
@@ -259,10 +259,55 @@ export function closedFormOperator(
     );
 }
 
+/**
+ * The closed form's denoiser (after `transform`, as its operator would integrate it) at any time,
+ * on the exact float64 engine, for scoring: each query against its class's field.
+ */
+export function closedFormDenoiser(
+  p: Resolved<typeof CLOSED_FORM_PARAMS>,
+  { train }: GeneratorContext,
+  transform?: FieldTransform,
+): DenoiserProbe {
+  const interp = interpolant({
+    schedule: p.schedule,
+    gamma: p.gamma,
+    a: p.a,
+    sigmaMin: p.sigmaMin,
+  });
+  const groups = p.conditional ? groupByLabel(train.labels) : null;
+  const d = imageSize(train.shape);
+  return {
+    coefficients: (t) => interp.at(t),
+    async denoise(t, x, labels) {
+      const out = new Float64Array(x.length);
+      const byClass = groups
+        ? groupByLabel(labels)
+        : new Map([[0, [...Array(labels.length).keys()]]]);
+      for (const [label, members] of byClass) {
+        const positions = groups ? groups.get(label) : null;
+        if (positions === undefined) throw new Error(`no training images of class ${label}`);
+        const points = pointsOf(train, positions);
+        const exact = exactField(points, p.chunk);
+        const field = transform
+          ? transform(exact, points, Int32Array.from(members), groups ? label : 0)
+          : exact;
+        const b = members.length;
+        const xs = new Float64Array(b * d);
+        members.forEach((j, q) => xs.set(x.subarray(j * d, (j + 1) * d), q * d));
+        field.begin?.(b);
+        const { my } = await field.evaluate(interp.at(t), xs, b);
+        members.forEach((j, q) => out.set(my.subarray(q * d, (q + 1) * d), j * d));
+      }
+      return out;
+    },
+  };
+}
+
 export const closedForm = defineGenerator({
   name: "closed-form",
   summary: "the optimal stochastic interpolant of the training set, ODE or SDE (Prop. 1 to 3)",
   provenance: "generated",
   params: CLOSED_FORM_PARAMS,
   create: (p, context) => closedFormOperator(p, context, "closed-form"),
+  denoiser: (p, context) => closedFormDenoiser(p, context),
 });

@@ -25,6 +25,9 @@ import { SiaError } from "../../core/errors.ts";
 import { solveSpd } from "../../core/linalg.ts";
 import { Rng } from "../../core/rng.ts";
 import { defineGenerator } from "../../core/stage.ts";
+import type { GeneratorContext } from "../../core/stage.ts";
+import type { Resolved } from "../../core/schema.ts";
+import { denoiserFrom } from "./interpolant/prediction.ts";
 import { groupByLabel } from "../load/dataset.ts";
 import { exactDenoise } from "./interpolant/field.ts";
 import type { Points } from "./interpolant/field.ts";
@@ -256,21 +259,61 @@ function pointsAt(train: Dataset, positions: readonly number[]): Points {
   return { y, n: positions.length, d };
 }
 
+/**
+ * One class's feature map and the data its eta is fitted on (for fields: disjoint subsets of the
+ * class minus a held-out share, which is the fit data), and eta fitted at the given times.
+ */
+function fitClass(
+  p: Resolved<typeof params>,
+  { seed, train }: GeneratorContext,
+  interp: Interpolant,
+  label: number,
+  times: Float64Array,
+): { features: FeatureMap; etas: Float64Array[] } {
+  const d = imageSize(train.shape);
+  const positions = p.conditional
+    ? groupByLabel(train.labels).get(label)
+    : [...Array(train.shape[0]).keys()];
+  if (!positions) throw new Error(`kernel: no training images of class ${label}`);
+  const rng = new Rng(seed, "kernel-fit", label);
+  let features: FeatureMap;
+  let fitData: Points;
+  if (p.features === "rff") {
+    const scale = p.bandwidth ?? Math.sqrt(d) / 2;
+    features = fourierFeatures(p.p, d, scale, new Rng(seed, "kernel-rff"));
+    fitData = pointsAt(train, positions);
+  } else {
+    const order = Array.from(rng.permutation(positions.length), (i) => positions[i]);
+    const held = Math.round(p.holdout * order.length);
+    const rest = order.slice(held);
+    if (rest.length < p.p || (p.holdout > 0 && held < 1)) {
+      throw new SiaError(
+        `generate.params.p: class ${label} has ${positions.length} training images, too few ` +
+          `for ${p.p} fields and a held-out share of ${p.holdout}`,
+      );
+    }
+    const subsets = Array.from(
+      { length: p.p },
+      (_, k) => pointsAt(train, rest.filter((_, i) => i % p.p === k)),
+    );
+    features = fieldFeatures(subsets);
+    fitData = pointsAt(train, held > 0 ? order.slice(0, held) : rest);
+  }
+  return { features, etas: fitEtas(interp, features, times, fitData, p.pairs, p.ridge, rng) };
+}
+
 export const kernel = defineGenerator({
   name: "kernel",
   summary: "kernelized stochastic interpolant: drift grad(phi)^T eta_t fitted by P x P solves",
   provenance: "generated",
   params,
-  create(p, { seed, train, report }) {
+  create(p, context) {
+    const { seed, train } = context;
     const interp = interpolant({ schedule: p.schedule, gamma: "none", sigmaMin: p.sigmaMin });
     const d = imageSize(train.shape);
     const grid = Float64Array.from({ length: p.steps + 1 }, (_, k) => k / p.steps);
-    const groups = p.conditional
-      ? groupByLabel(train.labels)
-      : new Map([[0, [...Array(train.shape[0]).keys()]]]);
-    const scale = p.bandwidth ?? Math.sqrt(d) / 2;
     let precomputeSeconds = 0;
-    report({ features: p.features, p: p.p, pairs: p.pairs, nfePerSample: p.steps });
+    context.report({ features: p.features, p: p.p, pairs: p.pairs, nfePerSample: p.steps });
 
     /** The feature map and eta grid of one class, fitted on first use. */
     const fits = new Map<number, { features: FeatureMap; etas: Float64Array[] }>();
@@ -278,44 +321,10 @@ export const kernel = defineGenerator({
       const key = p.conditional ? label : 0;
       const known = fits.get(key);
       if (known) return known;
-      const positions = groups.get(key);
-      if (!positions) throw new Error(`kernel: no training images of class ${label}`);
       const t0 = performance.now();
-      const rng = new Rng(seed, "kernel-fit", key);
-      let features: FeatureMap;
-      let fitData: Points;
-      if (p.features === "rff") {
-        features = fourierFeatures(p.p, d, scale, new Rng(seed, "kernel-rff"));
-        fitData = pointsAt(train, positions);
-      } else {
-        const order = Array.from(rng.permutation(positions.length), (i) => positions[i]);
-        const held = Math.round(p.holdout * order.length);
-        const rest = order.slice(held);
-        if (rest.length < p.p || (p.holdout > 0 && held < 1)) {
-          throw new SiaError(
-            `generate.params.p: class ${label} has ${positions.length} training images, too few ` +
-              `for ${p.p} fields and a held-out share of ${p.holdout}`,
-          );
-        }
-        const subsets = Array.from(
-          { length: p.p },
-          (_, k) => pointsAt(train, rest.filter((_, i) => i % p.p === k)),
-        );
-        features = fieldFeatures(subsets);
-        fitData = pointsAt(train, held > 0 ? order.slice(0, held) : rest);
-      }
-      const etas = fitEtas(
-        interp,
-        features,
-        grid.subarray(0, p.steps),
-        fitData,
-        p.pairs,
-        p.ridge,
-        rng,
-      );
+      const fit = fitClass(p, context, interp, key, grid.subarray(0, p.steps));
       precomputeSeconds += (performance.now() - t0) / 1000;
-      report({ precomputeSeconds });
-      const fit = { features, etas };
+      context.report({ precomputeSeconds });
       fits.set(key, fit);
       return fit;
     }
@@ -353,5 +362,31 @@ export const kernel = defineGenerator({
       });
     }
     return map(generate);
+  },
+  denoiser(p, context) {
+    // m from the fitted drift, b = beta' m + (alpha' / alpha)(x - beta m), eta fitted at t itself.
+    const interp = interpolant({ schedule: p.schedule, gamma: "none", sigmaMin: p.sigmaMin });
+    const d = imageSize(context.train.shape);
+    return {
+      coefficients: (t) => interp.at(t),
+      denoise(t, x, labels) {
+        const c = interp.at(t);
+        const out = new Float64Array(x.length);
+        const byClass = p.conditional
+          ? groupByLabel(labels)
+          : new Map([[0, [...Array(labels.length).keys()]]]);
+        for (const [label, members] of byClass) {
+          const { features, etas } = fitClass(p, context, interp, label, Float64Array.of(t));
+          const b = members.length;
+          const xs = new Float64Array(b * d);
+          members.forEach((j, q) => xs.set(x.subarray(j * d, (j + 1) * d), q * d));
+          const velocity = new Float64Array(b * d);
+          features.drift(c, etas[0], xs, b, velocity);
+          const m = denoiserFrom("velocity", c, xs, velocity, new Float64Array(b * d));
+          members.forEach((j, q) => out.set(m.subarray(q * d, (q + 1) * d), j * d));
+        }
+        return Promise.resolve(out);
+      },
+    };
   },
 });

@@ -19,7 +19,10 @@
 import { Rng } from "../../core/rng.ts";
 import { keyError } from "../../core/errors.ts";
 import { defineGenerator } from "../../core/stage.ts";
-import { CLOSED_FORM_PARAMS, closedFormOperator } from "./closed_form.ts";
+import { CLOSED_FORM_PARAMS, closedFormDenoiser, closedFormOperator } from "./closed_form.ts";
+import type { FieldTransform } from "./closed_form.ts";
+import type { Resolved } from "../../core/schema.ts";
+import type { GeneratorContext } from "../../core/stage.ts";
 import type { Field, Points } from "./interpolant/field.ts";
 
 const params = {
@@ -240,58 +243,66 @@ export function calibratedPatch(
   return { dictionary, patchAt };
 }
 
+/** The closed-form options underneath, the transform to the mosaic field, and P(t) chosen so far. */
+function mosaicFields(p: Resolved<typeof params>, { seed, train }: GeneratorContext) {
+  const { patch, patchStart, patchEnd, holdout, calibrationImages, shifts, ...closed } = p;
+  if (closed.base === "empirical") {
+    throw keyError("generate.params.base", "mosaic runs the Gaussian-base field only");
+  }
+  if (patch === "schedule" && (patchStart % 2 === 0 || patchEnd % 2 === 0)) {
+    throw keyError("generate.params.patchStart", "patch sizes are odd (a window centred on p)");
+  }
+  const [, h, w, c] = train.shape;
+  const geometry = { h, w, c };
+  // One field per class, kept across batches (calibration is per class and time).
+  const fields = new Map<number, Field>();
+  const calibrated: Record<string, Record<string, number>> = {};
+  const transform: FieldTransform = (_exact, points, _ids, label) => {
+    let field = fields.get(label);
+    if (field) return field;
+    if (patch === "schedule") {
+      field = mosaicField(points, {
+        geometry,
+        shifts,
+        patchAt: (t) => scheduledPatch(patchStart, patchEnd, t),
+      });
+    } else {
+      const fit = calibratedPatch(
+        points,
+        geometry,
+        shifts,
+        holdout,
+        calibrationImages,
+        new Rng(seed, "mosaic-holdout", label),
+      );
+      const record: Record<string, number> = calibrated[String(label)] = {};
+      field = mosaicField(fit.dictionary, {
+        geometry,
+        shifts,
+        patchAt: (t, beta, sigma2) => (record[t.toFixed(4)] = fit.patchAt(t, beta, sigma2)),
+      });
+    }
+    fields.set(label, field);
+    return field;
+  };
+  // The exact field underneath is never evaluated: the cheap float64 one.
+  return { closed: { ...closed, engine: "exact" as const }, transform, calibrated };
+}
+
 export const mosaic = defineGenerator({
   name: "mosaic",
   summary: "patch mosaics: each pixel's denoiser a softmax over co-located training patches",
   provenance: "generated",
   params,
   create(p, context) {
-    const { patch, patchStart, patchEnd, holdout, calibrationImages, shifts, ...closed } = p;
-    if (closed.base === "empirical") {
-      throw keyError("generate.params.base", "mosaic runs the Gaussian-base field only");
-    }
-    if (patch === "schedule" && (patchStart % 2 === 0 || patchEnd % 2 === 0)) {
-      throw keyError("generate.params.patchStart", "patch sizes are odd (a window centred on p)");
-    }
-    const [, h, w, c] = context.train.shape;
-    const geometry = { h, w, c };
-    // One field per class, kept across batches (calibration is per class and time).
-    const fields = new Map<number, Field>();
-    const calibrated: Record<string, Record<string, number>> = {};
-    const operator = closedFormOperator(
-      { ...closed, engine: "exact" },
-      context,
-      "mosaic",
-      (_exact, points, _ids, label) => {
-        let field = fields.get(label);
-        if (field) return field;
-        if (patch === "schedule") {
-          field = mosaicField(points, {
-            geometry,
-            shifts,
-            patchAt: (t) => scheduledPatch(patchStart, patchEnd, t),
-          });
-        } else {
-          const fit = calibratedPatch(
-            points,
-            geometry,
-            shifts,
-            holdout,
-            calibrationImages,
-            new Rng(context.seed, "mosaic-holdout", label),
-          );
-          const record: Record<string, number> = calibrated[String(label)] = {};
-          field = mosaicField(fit.dictionary, {
-            geometry,
-            shifts,
-            patchAt: (t, beta, sigma2) => (record[t.toFixed(4)] = fit.patchAt(t, beta, sigma2)),
-          });
-        }
-        fields.set(label, field);
-        return field;
-      },
-    );
-    context.report({ patch, shifts, ...(patch === "calibrate" ? { patchSizes: calibrated } : {}) });
+    const { closed, transform, calibrated } = mosaicFields(p, context);
+    const operator = closedFormOperator(closed, context, "mosaic", transform);
+    const facts = p.patch === "calibrate" ? { patchSizes: calibrated } : {};
+    context.report({ patch: p.patch, shifts: p.shifts, ...facts });
     return operator;
+  },
+  denoiser(p, context) {
+    const { closed, transform } = mosaicFields(p, context);
+    return closedFormDenoiser(closed, context, transform);
   },
 });

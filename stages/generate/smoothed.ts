@@ -16,7 +16,9 @@
 import { Rng } from "../../core/rng.ts";
 import { keyError } from "../../core/errors.ts";
 import { defineGenerator } from "../../core/stage.ts";
-import { CLOSED_FORM_PARAMS, closedFormOperator } from "./closed_form.ts";
+import { CLOSED_FORM_PARAMS, closedFormDenoiser, closedFormOperator } from "./closed_form.ts";
+import type { FieldTransform } from "./closed_form.ts";
+import type { Resolved } from "../../core/schema.ts";
 import type { Field, FieldValue, Points } from "./interpolant/field.ts";
 import type { Coefficients } from "./interpolant/schedule.ts";
 
@@ -186,23 +188,9 @@ export const smoothed = defineGenerator({
   provenance: "generated",
   params,
   create(p, context) {
-    const { sigmaS, draws, mode, ...closed } = p;
-    if (mode === "fixed" && closed.base === "empirical") {
-      throw keyError("generate.params.mode", "fixed draws run the Gaussian-base field only");
-    }
-    // Fixed draws bring their own cached field: the exact one underneath is never evaluated,
-    // so it is the cheap float64 one (no onnxruntime session).
-    const operator = closedFormOperator(
-      mode === "fixed" ? { ...closed, engine: "exact" } : closed,
-      context,
-      "smoothed",
-      (field, points, ids) => {
-        const streams = drawStreams(context.seed, ids);
-        return mode === "fixed"
-          ? fixedSmoothedField(points, sigmaS, draws, streams)
-          : freshSmoothedField(field, sigmaS, draws, streams);
-      },
-    );
+    const { closed, transform } = smoothing(p, context.seed);
+    const operator = closedFormOperator(closed, context, "smoothed", transform);
+    const { sigmaS, draws, mode } = p;
     context.report({
       sigmaS,
       draws,
@@ -211,4 +199,25 @@ export const smoothed = defineGenerator({
     });
     return operator;
   },
+  denoiser(p, context) {
+    const { closed, transform } = smoothing(p, context.seed);
+    return closedFormDenoiser(closed, context, transform);
+  },
 });
+
+/** The closed-form options underneath and the field transform that smooths m. */
+function smoothing(p: Resolved<typeof params>, seed: number) {
+  const { sigmaS, draws, mode, ...closed } = p;
+  if (mode === "fixed" && closed.base === "empirical") {
+    throw keyError("generate.params.mode", "fixed draws run the Gaussian-base field only");
+  }
+  const transform: FieldTransform = (field, points, ids) => {
+    const streams = drawStreams(seed, ids);
+    return mode === "fixed"
+      ? fixedSmoothedField(points, sigmaS, draws, streams)
+      : freshSmoothedField(field, sigmaS, draws, streams);
+  };
+  // Fixed draws bring their own cached field: the exact one underneath is never evaluated, so
+  // it is the cheap float64 one (no onnxruntime session).
+  return { closed: mode === "fixed" ? { ...closed, engine: "exact" as const } : closed, transform };
+}
