@@ -93,7 +93,8 @@ export function resolveGenerators(
   return out;
 }
 
-/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell. */
+/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell; the
+ * stage's facts (NFE, precompute time) go to `report`. */
 export async function makePool(
   name: string,
   params: Resolved<Section>,
@@ -101,9 +102,10 @@ export async function makePool(
   count: number,
   seed: number,
   where: string,
+  report: (facts: Record<string, unknown>) => void = () => {},
 ): Promise<Batch> {
   const stage = generatorStage(name);
-  const operator = stage.create(params, { seed, train, report: () => {} });
+  const operator = stage.create(params, { seed, train, report });
   const batches = await lastValueFrom(
     from(anchorBatches(train, count, 256, seed)).pipe(operator, toArray()),
   );
