@@ -24,6 +24,7 @@ import { describeSection, resolveSection, suggestion } from "../../core/schema.t
 import type { Resolved, Section } from "../../core/schema.ts";
 import { mannWhitneyZ } from "../../core/stats.ts";
 import { classifier } from "../../stages/learn/classifier.ts";
+import { cosineWithWarmup } from "../../stages/learn/graph/schedules.ts";
 import { subset } from "../../stages/load/dataset.ts";
 import { closeness } from "../../stages/sink/summary.ts";
 import { DATA_SECTION, generatorStage } from "../config.ts";
@@ -244,7 +245,12 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
           x.set(train.images.subarray(i * d, (i + 1) * d), j * d);
           y[j] = train.labels[i];
         }
-        await model.step(x, y, 1e-3);
+        // Decayed to 0, as Tables 1/2's: batch norm's running statistics fit the final weights.
+        await model.step(
+          x,
+          y,
+          cosineWithWarmup(step, { base: 0.01, warmup: 0, total: c.classifierSteps }),
+        );
       }
       const predicted = await model.predict(hidden.images, hidden.shape[0]);
       classifierAccuracy[dataset] = predicted.filter((p, i) => p === hidden.labels[i]).length /
