@@ -29,7 +29,14 @@ import { subset } from "../../stages/load/dataset.ts";
 import { closeness } from "../../stages/sink/summary.ts";
 import { DATA_SECTION, generatorStage } from "../config.ts";
 import { cellFileName, defineExperiment, product } from "./experiment.ts";
-import { commonFields, loadData, makePool, resolveGenerators, TOP_KEYS } from "./shared.ts";
+import {
+  commonFields,
+  labelledGeneratorFields,
+  loadData,
+  makePool,
+  resolveGenerators,
+  TOP_KEYS,
+} from "./shared.ts";
 import type { GeneratorEntry } from "./shared.ts";
 import { csvTable, fixed, markdownTable, writeTables } from "./tables.ts";
 
@@ -184,16 +191,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
   fields(raw) {
     const fields = commonFields();
     for (const [k, f] of Object.entries(GENERATORS_SECTION)) fields[`compare.${k}`] = f;
-    const entries = raw.generators && typeof raw.generators === "object"
-      ? raw.generators as Record<string, { generator?: unknown }>
-      : {};
-    for (const [label, entry] of Object.entries(entries)) {
-      const stage = typeof entry?.generator === "string" ? entry.generator : label;
-      for (const [k, f] of Object.entries(generatorStage(stage).params)) {
-        fields[`generators.${label}.params.${k}`] = f;
-      }
-    }
-    return fields;
+    return { ...fields, ...labelledGeneratorFields(raw.generators, {}) };
   },
   outDir: (config) => config.out.dir,
   grid: (config) =>

@@ -93,6 +93,23 @@ export function resolveGenerators(
   return out;
 }
 
+/** --set fields of a labelled generators map: generators.<label>.params.<key>, by the stage's schema. */
+export function labelledGeneratorFields(
+  raw: unknown,
+  fallback: Record<string, { generator?: unknown }>,
+): Record<string, Field> {
+  const fields: Record<string, Field> = {};
+  const entries = isRecord(raw) ? raw as Record<string, { generator?: unknown }> : fallback;
+  for (const [label, entry] of Object.entries(entries)) {
+    const stage = typeof entry?.generator === "string" ? entry.generator : label;
+    fields[`generators.${label}.generator`] = { type: "string", default: label, doc: "stage" };
+    for (const [k, f] of Object.entries(generatorStage(stage).params)) {
+      fields[`generators.${label}.params.${k}`] = f;
+    }
+  }
+  return fields;
+}
+
 /** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell; the
  * stage's facts (NFE, precompute time) go to `report`. */
 export async function makePool(

@@ -13,7 +13,7 @@ import { keyError } from "../../core/errors.ts";
 import { defineGenerator } from "../../core/stage.ts";
 import type { DenoiserProbe, GeneratorContext } from "../../core/stage.ts";
 import type { Resolved } from "../../core/schema.ts";
-import { groupByLabel } from "../load/dataset.ts";
+import { classGroups, groupByLabel } from "../load/dataset.ts";
 import { bothEndsField } from "./interpolant/both_ends.ts";
 import { ERROR_MODELS } from "./interpolant/error_models.ts";
 import { exactField } from "./interpolant/field.ts";
@@ -191,9 +191,7 @@ export function closedFormOperator(
     const images = new Float32Array(n * d);
     const ids = sampleIds(anchors, produced);
     produced += n;
-    const byClass = p.conditional
-      ? groupByLabel(anchors.labels)
-      : new Map([[0, [...Array(n).keys()]]]);
+    const byClass = classGroups(anchors.labels, p.conditional);
     for (const [label, members] of byClass) {
       const exact = await fieldFor(label);
       const field = transform
@@ -280,9 +278,7 @@ export function closedFormDenoiser(
     coefficients: (t) => interp.at(t),
     async denoise(t, x, labels) {
       const out = new Float64Array(x.length);
-      const byClass = groups
-        ? groupByLabel(labels)
-        : new Map([[0, [...Array(labels.length).keys()]]]);
+      const byClass = classGroups(labels, groups !== null);
       for (const [label, members] of byClass) {
         const positions = groups ? groups.get(label) : null;
         if (positions === undefined) throw new Error(`no training images of class ${label}`);

@@ -28,7 +28,7 @@ import { defineGenerator } from "../../core/stage.ts";
 import type { GeneratorContext } from "../../core/stage.ts";
 import type { Resolved } from "../../core/schema.ts";
 import { denoiserFrom } from "./interpolant/prediction.ts";
-import { groupByLabel } from "../load/dataset.ts";
+import { classGroups, groupByLabel } from "../load/dataset.ts";
 import { exactDenoise } from "./interpolant/field.ts";
 import type { Points } from "./interpolant/field.ts";
 import { interpolant, SCHEDULES } from "./interpolant/schedule.ts";
@@ -335,9 +335,7 @@ export const kernel = defineGenerator({
       const images = new Float32Array(n * d);
       const ids = sampleIds(anchors, produced);
       produced += n;
-      const byClass = p.conditional
-        ? groupByLabel(anchors.labels)
-        : new Map([[0, [...Array(n).keys()]]]);
+      const byClass = classGroups(anchors.labels, p.conditional);
       for (const [label, members] of byClass) {
         const { features, etas } = fitFor(label);
         const b = members.length;
@@ -372,9 +370,7 @@ export const kernel = defineGenerator({
       denoise(t, x, labels) {
         const c = interp.at(t);
         const out = new Float64Array(x.length);
-        const byClass = p.conditional
-          ? groupByLabel(labels)
-          : new Map([[0, [...Array(labels.length).keys()]]]);
+        const byClass = classGroups(labels, p.conditional);
         for (const [label, members] of byClass) {
           const { features, etas } = fitClass(p, context, interp, label, Float64Array.of(t));
           const b = members.length;
