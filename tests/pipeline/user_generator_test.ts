@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { decodeNpy, npyValues } from "../../core/npy.ts";
 import type { Dataset } from "../../core/batch.ts";
 import { makePool } from "../../pipeline/experiments/shared.ts";
+import { resolveTables12Config } from "../../pipeline/experiments/tables12.ts";
 import { cellFileName } from "../../pipeline/experiments/experiment.ts";
 import { loadGeneratorModule } from "../../pipeline/user_generator.ts";
 import { resolveSection } from "../../core/schema.ts";
@@ -219,4 +220,24 @@ Deno.test("a generator module is a Table 3 arm: its pool is the module's output,
     assert.equal(cell.key.arm, arm);
     assert.ok(cell.result.linear >= 0 && cell.result.linear <= 1 && cell.result.steps === 2);
   });
+});
+
+Deno.test("a generator module is a Tables 1/2 column by config", async () => {
+  await loadGeneratorModule(EXAMPLE, REPO);
+  const config = resolveTables12Config({
+    experiment: "tables12",
+    generators: { mine: { generator: EXAMPLE, params: { s: 0.02 } } },
+    out: { dir: "unused" },
+  });
+  assert.equal(config.generators.mine.stage, EXAMPLE);
+  assert.equal(config.generators.mine.params.s, 0.02);
+  assert.throws(
+    () =>
+      resolveTables12Config({
+        experiment: "tables12",
+        generators: { mine: { generator: EXAMPLE, params: { s: -1 } } },
+        out: { dir: "unused" },
+      }),
+    /^SiaError: generator module \.\/examples\/my_generator\.ts: generators\.mine\.params\.s: expected a number >= 0, got -1$/,
+  );
 });
