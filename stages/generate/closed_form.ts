@@ -111,7 +111,7 @@ export type FieldTransform = (
   points: Points,
   ids: Int32Array,
   label: number,
-) => Field;
+) => Field | Promise<Field>;
 
 /** The closed-form generator's operator, with its samples named `name` and m optionally replaced. */
 export function closedFormOperator(
@@ -195,7 +195,7 @@ export function closedFormOperator(
     for (const [label, members] of byClass) {
       const exact = await fieldFor(label);
       const field = transform
-        ? transform(
+        ? await transform(
           exact,
           pointsOf(train, groups ? groups.get(label)! : null),
           Int32Array.from(members, (j) => ids[j]),
@@ -285,7 +285,7 @@ export function closedFormDenoiser(
         const points = pointsOf(train, positions);
         const exact = exactField(points, p.chunk);
         const field = transform
-          ? transform(exact, points, Int32Array.from(members), groups ? label : 0)
+          ? await transform(exact, points, Int32Array.from(members), groups ? label : 0)
           : exact;
         const b = members.length;
         const xs = new Float64Array(b * d);

@@ -23,6 +23,7 @@ import { CLOSED_FORM_PARAMS, closedFormDenoiser, closedFormOperator } from "./cl
 import type { FieldTransform } from "./closed_form.ts";
 import type { Resolved } from "../../core/schema.ts";
 import type { GeneratorContext } from "../../core/stage.ts";
+import { holdOut } from "./interpolant/field.ts";
 import type { Field, Points } from "./interpolant/field.ts";
 
 const params = {
@@ -204,20 +205,14 @@ export function calibratedPatch(
   rng: Rng,
 ): { dictionary: Points; patchAt: MosaicOptions["patchAt"] } {
   const d = points.d;
-  const order = rng.permutation(points.n);
-  const held = Math.max(1, Math.round(holdout * points.n));
-  if (points.n - held < 1) {
-    throw keyError("generate.params.holdout", `leaves no dictionary of a ${points.n}-image class`);
-  }
-  const take = (from: number, to: number): Points => {
-    const y = new Float32Array((to - from) * d);
-    for (let k = from; k < to; k++) {
-      y.set(points.y.subarray(order[k] * d, (order[k] + 1) * d), (k - from) * d);
-    }
-    return { y, n: to - from, d };
-  };
-  const heldOut = take(0, Math.min(held, count));
-  const dictionary = take(held, points.n);
+  const split = holdOut(
+    points,
+    holdout,
+    count,
+    rng.permutation(points.n),
+    "generate.params.holdout",
+  );
+  const { heldOut, rest: dictionary } = split;
   const sizes = patchCandidates(geometry);
   const chosen = new Map<number, number>();
   const seed = rng.u32();

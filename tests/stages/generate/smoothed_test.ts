@@ -14,7 +14,13 @@ import { smoothed } from "../../../stages/generate/smoothed.ts";
 import { fixedSmoothedField } from "../../../stages/generate/interpolant/smoothing.ts";
 import { subset } from "../../../stages/load/dataset.ts";
 import { loadEmbeddedMnist } from "../../../stages/load/mnist.ts";
-import { maxAbsDiff, normals, pointDataset, randomPoints } from "./interpolant/_helpers.ts";
+import {
+  maxAbsDiff,
+  nearestTwo,
+  normals,
+  pointDataset,
+  randomPoints,
+} from "./interpolant/_helpers.ts";
 import { generate } from "./interpolant/_helpers.ts";
 import { maxRelativeError } from "../../_shared.ts";
 
@@ -118,5 +124,49 @@ Deno.test("smoothed: same bytes whatever the batching; fixed draws with an empir
   await assert.rejects(
     () => generate({ ...params, base: "empirical", gamma: "brownian" }, mnist(), 4, 4, 0, smoothed),
     /generate\.params\.mode: fixed draws run the Gaussian-base field only/,
+  );
+});
+
+Deno.test("smoothed calibration: sigma_s per class from the candidates; the held-out share stays out of the field", async () => {
+  // 6 images per class, half held out: an exact ODE (the only candidate, 0) copies the 3 left in.
+  const train = subset(loadEmbeddedMnist(), 60, true, 4);
+  const params = {
+    ...SAMPLER,
+    sampler: "ode",
+    calibrate: true,
+    sigmaCandidates: "0",
+    holdout: 0.5,
+    mode: "fresh",
+    draws: 1,
+  };
+  const out = await generate(params, train, 80, 80, 6, smoothed);
+  const { nearest, index } = nearestTwo(out.images, train);
+  assert.ok(Math.max(...nearest) < 1e-3, "every sample is a training image");
+  const copied = new Map<number, Set<number>>();
+  index.forEach((i, q) => {
+    const label = out.labels[q];
+    if (!copied.has(label)) copied.set(label, new Set());
+    copied.get(label)!.add(i);
+  });
+  for (const [label, images] of copied) {
+    assert.ok(images.size <= 3, `class ${label}: ${images.size}`);
+  }
+  const chosen = out.facts.sigmaChosen as Record<string, number>;
+  assert.deepEqual(Object.values(chosen), new Array(Object.keys(chosen).length).fill(0));
+  // Two candidates: the choice is one of them, recorded per class; bad lists are one line.
+  const two = await generate(
+    { ...params, sigmaCandidates: "0.5,2", mode: "fixed", draws: 2 },
+    train,
+    20,
+    20,
+    6,
+    smoothed,
+  );
+  for (const v of Object.values(two.facts.sigmaChosen as Record<string, number>)) {
+    assert.ok(v === 0.5 || v === 2, `${v}`);
+  }
+  await assert.rejects(
+    () => generate({ ...params, sigmaCandidates: "1,x" }, train, 4, 4, 0, smoothed),
+    /generate\.params\.sigmaCandidates: expected a comma list of numbers >= 0, got "1,x"/,
   );
 });
