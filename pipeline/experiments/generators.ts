@@ -72,11 +72,11 @@ export interface GeneratorsCell {
   readonly samples: number;
   readonly copyRate: number;
   readonly z: number;
-  /** Per-pixel mean squared error; NaN for a generator without a denoiser. */
-  readonly denoiseError: number;
+  /** Per-pixel mean squared error; null for a generator without a denoiser (JSON has no NaN). */
+  readonly denoiseError: number | null;
   readonly nearest: number;
-  /** NaN for unlabeled samples. */
-  readonly fidelity: number;
+  /** null for unlabeled samples. */
+  readonly fidelity: number | null;
   readonly seconds: number;
   readonly facts: Record<string, unknown>;
 }
@@ -138,9 +138,9 @@ async function denoiseError(
   t: number,
   count: number,
   seed: number,
-): Promise<number> {
+): Promise<number | null> {
   const stage = generatorStage(entry.stage);
-  if (!stage.denoiser) return NaN;
+  if (!stage.denoiser) return null;
   const probe = stage.denoiser(entry.params, { seed, train, report: () => {} });
   const d = imageSize(train.shape);
   const n = Math.min(count, hidden.shape[0]);
@@ -276,7 +276,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
     const t0 = performance.now();
     let images: Float32Array;
     let labels: Int32Array;
-    let denoise = NaN;
+    let denoise: number | null = null;
     if (label === HELD_OUT) {
       const n = Math.min(c.samples, hidden.shape[0]);
       images = hidden.images.slice(0, n * d);
@@ -301,7 +301,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
     const predicted = await predict(images, n);
     const fidelity = labels.every((l) => l >= 0)
       ? predicted.filter((p, i) => p === labels[i]).length / n
-      : NaN;
+      : null;
     const [, h, w, ch] = train.shape;
     const png = await sampleGrid(images, [n, h, w, ch], c.gridSide);
     await Deno.mkdir(`${config.out.dir}/grids`, { recursive: true });
@@ -319,8 +319,8 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
   },
   describeResult: (r) =>
     `copy ${(100 * r.copyRate).toFixed(1)} %, Z ${r.z.toFixed(2)}, fidelity ${
-      (100 * r.fidelity).toFixed(1)
-    } %`,
+      r.fidelity === null ? "n/a" : `${(100 * r.fidelity).toFixed(1)} %`
+    }`,
   async report(config, cells, shared, dir) {
     const header = [
       "data set",
@@ -347,9 +347,9 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
         entry ? entry.stage : "-",
         fixed(100 * r.copyRate, 1),
         fixed(r.z, 2),
-        fixed(r.denoiseError, 4),
+        fixed(r.denoiseError ?? undefined, 4),
         fixed(r.nearest, 3),
-        fixed(100 * r.fidelity, 1),
+        fixed(r.fidelity === null ? undefined : 100 * r.fidelity, 1),
         entry ? String(entry.params.p ?? entry.params.draws ?? "-") : "-",
         fixed(r.seconds, 1),
         typeof nfe === "number" ? nfe : "-",
