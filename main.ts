@@ -12,6 +12,11 @@ import {
 import { keyError, SiaError } from "./core/errors.ts";
 import { GENERATORS } from "./pipeline/registry.ts";
 import { runPipeline } from "./pipeline/run.ts";
+import {
+  isModuleSpec,
+  loadGeneratorModule,
+  loadGeneratorModules,
+} from "./pipeline/user_generator.ts";
 import { EXPERIMENTS } from "./pipeline/experiments/registry.ts";
 import type { Experiment } from "./pipeline/experiments/experiment.ts";
 import { runExperiment } from "./pipeline/experiments/run.ts";
@@ -22,11 +27,6 @@ import { FLOW_SECTION, resolveFlowConfig, trainFlow } from "./pipeline/train_flo
 import { readTokenFile, resolveServeConfig, SERVE_SECTION } from "./pipeline/serve/config.ts";
 import { serve } from "./pipeline/serve/stream.ts";
 import { listenForStop } from "./pipeline/signals.ts";
-import {
-  isModuleSpec,
-  loadGeneratorModule,
-  loadGeneratorModules,
-} from "./pipeline/user_generator.ts";
 
 type Options = NonNullable<Parameters<typeof parseArgs>[0]>["options"] & object;
 

@@ -93,25 +93,7 @@ export function resolveGenerators(
   return out;
 }
 
-/** --set fields of a labelled generators map: generators.<label>.params.<key>, by the stage's schema. */
-export function labelledGeneratorFields(
-  raw: unknown,
-  fallback: Record<string, { generator?: unknown }>,
-): Record<string, Field> {
-  const fields: Record<string, Field> = {};
-  const entries = isRecord(raw) ? raw as Record<string, { generator?: unknown }> : fallback;
-  for (const [label, entry] of Object.entries(entries)) {
-    const stage = typeof entry?.generator === "string" ? entry.generator : label;
-    fields[`generators.${label}.generator`] = { type: "string", default: label, doc: "stage" };
-    for (const [k, f] of Object.entries(generatorStage(stage).params)) {
-      fields[`generators.${label}.params.${k}`] = f;
-    }
-  }
-  return fields;
-}
-
-/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell; the
- * stage's facts (NFE, precompute time) go to `report`. */
+/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell. */
 export async function makePool(
   name: string,
   params: Resolved<Section>,
@@ -119,6 +101,7 @@ export async function makePool(
   count: number,
   seed: number,
   where: string,
+  // The stage's facts (NFE, precompute time), for experiments that report cost.
   report: (facts: Record<string, unknown>) => void = () => {},
 ): Promise<Batch> {
   const stage = generatorStage(name);
@@ -195,4 +178,21 @@ export function applyExperimentSet(
     node = node[part] as Record<string, unknown>;
   }
   node[parts[parts.length - 1]] = value;
+}
+
+/** --set fields of a labelled generators map: generators.<label>.params.<key>, by the stage's schema. */
+export function labelledGeneratorFields(
+  raw: unknown,
+  fallback: Record<string, { generator?: unknown }>,
+): Record<string, Field> {
+  const fields: Record<string, Field> = {};
+  const entries = isRecord(raw) ? raw as Record<string, { generator?: unknown }> : fallback;
+  for (const [label, entry] of Object.entries(entries)) {
+    const stage = typeof entry?.generator === "string" ? entry.generator : label;
+    fields[`generators.${label}.generator`] = { type: "string", default: label, doc: "stage" };
+    for (const [k, f] of Object.entries(generatorStage(stage).params)) {
+      fields[`generators.${label}.params.${k}`] = f;
+    }
+  }
+  return fields;
 }
