@@ -12,6 +12,11 @@ import {
 import { keyError, SiaError } from "./core/errors.ts";
 import { GENERATORS } from "./pipeline/registry.ts";
 import { runPipeline } from "./pipeline/run.ts";
+import {
+  isModuleSpec,
+  loadGeneratorModule,
+  loadGeneratorModules,
+} from "./pipeline/user_generator.ts";
 import { EXPERIMENTS } from "./pipeline/experiments/registry.ts";
 import type { Experiment } from "./pipeline/experiments/experiment.ts";
 import { runExperiment } from "./pipeline/experiments/run.ts";
@@ -59,7 +64,8 @@ const COMMANDS = {
 Runs the whole graph a config file describes: load -> generate -> .npy shards + summary.
 
   --config FILE       JSON config (see configs/ and the README's "Config" section)
-  --generator NAME    overrides generate.generator (${Object.keys(GENERATORS).join(", ")})
+  --generator NAME    overrides generate.generator (${Object.keys(GENERATORS).join(", ")}),
+                      or a generator module: ./my_generator.ts, file: or https: URL
   --out DIR           overrides out.dir
   --redis URL         an experiment config only: enqueue its cells on Redis for workers
                       (deno task run worker) instead of running them here; writes the same tables
@@ -127,7 +133,8 @@ A rerun into the same DIR replaces the shards, manifest and summary a previous r
                       or a path: IDX images (.gz or raw; labels found beside them), CIFAR-10 .bin
                       or a directory of data_batch_*.bin, or .npy (uint8 or float32 [N,H,W(,C)];
                       labels from X.labels.npy or labels-*.npy beside images-*.npy)
-  --generator NAME    ${Object.keys(GENERATORS).join(", ")} (default noise)
+  --generator NAME    ${Object.keys(GENERATORS).join(", ")} (default noise), or a generator
+                      module: ./my_generator.ts (relative to the working directory), file:, https:
   --count N           images to generate (default 1000)
   --seed S            seed (default 0); the same seed gives the same bytes
   --out DIR           output directory (required)
@@ -288,6 +295,12 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
   const raw = await readConfigFile(flags.config);
   if (typeof flags.out === "string") ((raw.out ??= {}) as Record<string, unknown>).dir = flags.out;
   try {
+    // Generator modules load before anything resolves: --generator's path against the working
+    // directory, the config's against the config file's.
+    if (typeof flags.generator === "string" && isModuleSpec(flags.generator)) {
+      await loadGeneratorModule(flags.generator, Deno.cwd());
+    }
+    await loadGeneratorModules(raw, flags.config);
     if (raw.experiment !== undefined) {
       const experiment = EXPERIMENTS[String(raw.experiment)];
       if (!experiment) {
@@ -320,7 +333,7 @@ async function pipelineConfig(flags: Record<string, unknown>): Promise<Resolved>
   }
 }
 
-function generateConfig(flags: Record<string, unknown>) {
+async function generateConfig(flags: Record<string, unknown>) {
   const value = (flag: string) =>
     typeof flags[flag] === "string" ? flags[flag] as string : undefined;
   if (!value("out")) throw keyError("--out", "missing (pass --out DIR)");
@@ -335,6 +348,7 @@ function generateConfig(flags: Record<string, unknown>) {
     },
     out: { dir: value("out"), summary: false },
   };
+  await loadGeneratorModules(raw, null);
   for (const assignment of asList(flags.set as string[])) {
     // A bare key is a generator option; a dotted one is a config path.
     const key = assignment.slice(0, Math.max(0, assignment.indexOf("=")));
@@ -442,7 +456,7 @@ async function main(args: string[]): Promise<number> {
     if (name === "worker") return await workerCommand(flags);
     const resolved = name === "pipeline"
       ? await pipelineConfig(flags)
-      : { pipeline: generateConfig(flags) };
+      : { pipeline: await generateConfig(flags) };
     if (typeof flags.redis === "string" && !("experiment" in resolved)) {
       throw keyError("--redis", 'queues the cells of an experiment config ("experiment": NAME)');
     }

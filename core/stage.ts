@@ -32,6 +32,31 @@ export interface GeneratorStage<S extends Section = Section>
   extends StageDefinition<GeneratorContext, S> {
   /** What its images are, for the provenance of every output. */
   readonly provenance: ProvenanceName;
+  /** Generators built on a denoiser expose it, so experiments can score it on held-out data. */
+  denoiser?(params: Resolved<S>, context: GeneratorContext): DenoiserProbe;
+}
+
+/** A generator's estimate m~(t, x) of E[x1 | x_t = x], where x_t = beta(t) x1 + sigma(t) z. */
+export interface DenoiserProbe {
+  /** beta(t) and sigma(t)^2 of the generator's own interpolant. */
+  coefficients(t: number): { beta: number; sigma2: number };
+  /** m~ at time t for the n queries x ([n * d]); labels pick the class of a conditional one. */
+  denoise(t: number, x: Float64Array, labels: Int32Array): Promise<Float64Array>;
+}
+
+/** A generator's operator factory, typed by its options schema. */
+export type GeneratorFactory<S extends Section> = GeneratorStage<S>["create"];
+
+/**
+ * What a user's own generator module exports (loaded by pipeline/user_generator.ts from a path or
+ * URL named as the generator): `params`, its options schema, and `create`, the operator factory;
+ * optionally a `summary` line and a `provenance` (default "generated").
+ */
+export interface GeneratorModule<S extends Section = Section> {
+  readonly params: S;
+  readonly create: GeneratorFactory<S>;
+  readonly summary?: string;
+  readonly provenance?: ProvenanceName;
 }
 
 /** Typed helper so each stage file gets its params' types checked against its schema. */

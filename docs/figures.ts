@@ -1,4 +1,4 @@
-// Reproduces the paper's Figures 1 to 4 on its 2-D toy: 5 random training points, the exact
+// Reproduces the paper's Figures 1 to 4 on its 2-D toy (and Fig. 5, the smoothed closed form): 5 random training points, the exact
 // optimal field of that set (exactField, Prop. 1 and 2) integrated by the generator stage's own
 // sampler (integrate) on the linear path x_t = (1 - t) x0 + t x1, with the same seeded streams as
 // the closed-form generator. Writes docs/figures/fig{1..4}_*.svg and .png:
@@ -10,7 +10,11 @@
 
 import { Rng } from "../core/rng.ts";
 import { exactField } from "../stages/generate/interpolant/field.ts";
-import type { Points } from "../stages/generate/interpolant/field.ts";
+import type { Field, Points } from "../stages/generate/interpolant/field.ts";
+import {
+  fixedSmoothedField,
+  freshSmoothedField,
+} from "../stages/generate/interpolant/smoothing.ts";
 import { integrate } from "../stages/generate/interpolant/samplers.ts";
 import type { SamplerOptions } from "../stages/generate/interpolant/samplers.ts";
 import { interpolant } from "../stages/generate/interpolant/schedule.ts";
@@ -66,6 +70,7 @@ export async function generate(
   sampler: Partial<SamplerOptions>,
   count: number = TOY.samples,
   seed: number = TOY.seed,
+  field: Field = exactField(points),
 ): Promise<Run> {
   const d = points.d;
   const x = new Float64Array(count * d);
@@ -82,7 +87,7 @@ export async function generate(
   }
   const interp = interpolant({ schedule: "linear", gamma: "none" });
   const o = { ...BASE_SAMPLER, ...sampler };
-  const { nfe } = await integrate(interp, exactField(points), x, count, o, noise, directions);
+  const { nfe } = await integrate(interp, field, x, count, o, noise, directions);
   return { x, nearest: nearestDistances(points, x), nfe };
 }
 
@@ -363,6 +368,100 @@ export async function figure4(
   };
 }
 
+/**
+ * Data near a 1-D subspace (seed 002's setting): n points evenly spaced on a segment of the line
+ * y = x / 2 through the origin, each moved off it by a seeded N(0, 0.02^2).
+ */
+export function linePoints(n = 6): Points {
+  const rng = new Rng(TOY.seed, "figures-line");
+  const y = new Float32Array(2 * n);
+  const [ux, uy] = [2 / Math.sqrt(5), 1 / Math.sqrt(5)];
+  for (let i = 0; i < n; i++) {
+    const s = -2.5 + (5 * i) / (n - 1);
+    y[2 * i] = s * ux - 0.02 * rng.normal() * uy;
+    y[2 * i + 1] = s * uy + 0.02 * rng.normal() * ux;
+  }
+  return { y, n, d: 2 };
+}
+
+/** Distance of each sample from the line y = x / 2. */
+export function offLine(x: Float64Array): Float64Array {
+  return Float64Array.from(
+    { length: x.length / 2 },
+    (_, q) => Math.abs(x[2 * q + 1] - x[2 * q] / 2) * 2 / Math.sqrt(5),
+  );
+}
+
+export const FIG5 = {
+  steps: 200,
+  toySigma: 0.7,
+  lineSigma: 0.5,
+  draws: 4,
+  freshDraws: 16,
+} as const;
+
+export interface Fig5Run {
+  readonly label: string;
+  readonly points: Points;
+  readonly run: Run;
+}
+
+/**
+ * Fig. 5: the smoothed closed form creates. On the toy the exact ODE lands on the 5 points, fixed
+ * smoothing draws on barycenters of nearby points (the segments between them); on data near a
+ * line, fresh smoothing fills the segments between neighbouring points along the line.
+ */
+export async function figure5(
+  points = toyPoints(),
+  count: number = TOY.samples,
+): Promise<FigureResult<Fig5Run>> {
+  const line = linePoints();
+  const streams = (stream: string) =>
+    Array.from({ length: count }, (_, q) => new Rng(TOY.seed, stream, q));
+  const sampler = { method: "euler", steps: FIG5.steps } as const;
+  const smoothedRun = (p: Points, fixed: boolean, sigma: number) =>
+    generate(
+      p,
+      sampler,
+      count,
+      TOY.seed,
+      fixed
+        ? fixedSmoothedField(p, sigma, FIG5.draws, streams("smoothed-xi"))
+        : freshSmoothedField(exactField(p), sigma, FIG5.freshDraws, streams("smoothed-xi")),
+    );
+  const runs: Fig5Run[] = [
+    { label: "toy exact", points, run: await generate(points, sampler, count) },
+    { label: "toy fixed", points, run: await smoothedRun(points, true, FIG5.toySigma) },
+    { label: "line exact", points: line, run: await generate(line, sampler, count) },
+    { label: "line fresh", points: line, run: await smoothedRun(line, false, FIG5.lineSigma) },
+  ];
+  const near = (r: Run) => `${countBelow(r.nearest, NEAR)}/${count} within ${NEAR} of a point`;
+  const along = (r: Run) => `median distance from the line ${fmt(median(offLine(r.x)))}`;
+  const panels = [
+    panel("(a) exact closed form (ODE)", points, runs[0].run.x, [near(runs[0].run)]),
+    panel(
+      `(b) smoothed, fixed, sigma_s = ${FIG5.toySigma}, M = ${FIG5.draws}`,
+      points,
+      runs[1].run.x,
+      [near(runs[1].run), `median distance to a point ${fmt(median(runs[1].run.nearest))}`],
+    ),
+    panel("(c) near a line: exact closed form", line, runs[2].run.x, [near(runs[2].run)]),
+    panel(
+      `(d) line: smoothed, fresh, sigma_s = ${FIG5.lineSigma}, M = ${FIG5.freshDraws}`,
+      line,
+      runs[3].run.x,
+      [near(runs[3].run), along(runs[3].run)],
+    ),
+  ];
+  return {
+    figure: {
+      title: "Fig. 5  The smoothed closed form fills the space between training points",
+      panels,
+    },
+    runs,
+  };
+}
+
 if (import.meta.main) {
   const out = new URL("./figures/", import.meta.url);
   await Deno.mkdir(out, { recursive: true });
@@ -373,6 +472,7 @@ if (import.meta.main) {
     ["fig2_bounded_error", figure2],
     ["fig3_time_scaled", figure3],
     ["fig4_density_inverse", figure4],
+    ["fig5_smoothed", figure5],
   ] as const;
   for (const [name, build] of jobs) {
     const { figure } = await build(points);

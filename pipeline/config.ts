@@ -3,6 +3,7 @@
 
 import { keyError, SiaError } from "../core/errors.ts";
 import { AUGMENTERS, GENERATORS } from "./registry.ts";
+import { isModuleSpec, namingModule, userGenerator } from "./user_generator.ts";
 import { describeSection, parseValue, resolveSection, suggestion } from "../core/schema.ts";
 import type { Field, Resolved, Section } from "../core/schema.ts";
 
@@ -114,7 +115,10 @@ export function augmentStage(name: string) {
 }
 
 export function generatorStage(name: string) {
-  const stage = GENERATORS[name];
+  const stage = GENERATORS[name] ?? userGenerator(name);
+  if (!stage && isModuleSpec(name)) {
+    throw keyError("generate.generator", `generator module ${name} was not loaded`);
+  }
   if (!stage) {
     throw keyError(
       "generate.generator",
@@ -164,7 +168,10 @@ export function resolveConfig(raw: unknown): PipelineConfig {
     data,
     generate: {
       ...generate,
-      params: resolveSection(stage.params, generateParams, "generate.params."),
+      params: namingModule(
+        generate.generator,
+        () => resolveSection(stage.params, generateParams, "generate.params."),
+      ),
     },
     augment: {
       ...augment,
@@ -231,7 +238,7 @@ export function allKeys(generator: string): string[] {
   for (const [section, fields] of Object.entries(SECTIONS)) {
     for (const name of Object.keys(fields)) keys.push(`${section}.${name}`);
   }
-  const stage = GENERATORS[generator];
+  const stage = GENERATORS[generator] ?? userGenerator(generator);
   if (stage) { for (const name of Object.keys(stage.params)) keys.push(`generate.params.${name}`); }
   for (const a of Object.values(AUGMENTERS)) {
     for (const name of Object.keys(a.params)) keys.push(`augment.params.${name}`);
@@ -250,7 +257,9 @@ export function applySet(raw: Raw, assignment: string): void {
     : GENERATE_SECTION.generator.default;
   const augment = isRecord(raw.augment) ? raw.augment : {};
   const augmenter = typeof augment.stage === "string" ? augment.stage : "";
-  const value = parseValue(key, fieldFor(key, generator, augmenter), assignment.slice(eq + 1));
+  const parse = () =>
+    parseValue(key, fieldFor(key, generator, augmenter), assignment.slice(eq + 1));
+  const value = key.startsWith("generate.params.") ? namingModule(generator, parse) : parse();
   const parts = key.split(".");
   let node = raw;
   for (const part of parts.slice(0, -1)) {

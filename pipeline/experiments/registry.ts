@@ -2,6 +2,7 @@
 // this folder plus one line here.
 
 import type { Experiment } from "./experiment.ts";
+import { generators } from "./generators.ts";
 import { memorization } from "./memorization.ts";
 import { table3 } from "./table3.ts";
 import { tables12 } from "./tables12.ts";
@@ -10,4 +11,5 @@ export const EXPERIMENTS: Readonly<Record<string, Experiment>> = {
   table3,
   memorization,
   tables12,
+  generators,
 };

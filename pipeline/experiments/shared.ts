@@ -12,6 +12,7 @@ import { parseValue, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Field, Resolved, Section } from "../../core/schema.ts";
 import { DATA_SECTION, generatorStage, TOP_SECTION } from "../config.ts";
 import type { Codec } from "./experiment.ts";
+import { namingModule } from "../user_generator.ts";
 
 /** Top-level keys every experiment config has ("queue": pipeline/queue/, read with --redis). */
 export const TOP_KEYS = ["experiment", "seed", "description", "data", "out", "queue"];
@@ -83,10 +84,10 @@ export function resolveGenerators(
     if (!/^[a-z0-9-]+$/i.test(label)) {
       throw keyError(`generators.${label}`, "a label is letters, digits and dashes");
     }
-    const params = resolveSection(
-      generatorStage(stage).params,
-      entry.params,
-      `generators.${label}.params.`,
+    const params = namingModule(
+      stage,
+      () =>
+        resolveSection(generatorStage(stage).params, entry.params, `generators.${label}.params.`),
     );
     out[label] = { stage, params };
   }
@@ -139,9 +140,11 @@ export async function makePool(
   count: number,
   seed: number,
   where: string,
+  // The stage's facts (NFE, precompute time), for experiments that report cost.
+  report: (facts: Record<string, unknown>) => void = () => {},
 ): Promise<Batch> {
   const stage = generatorStage(name);
-  const operator = stage.create(params, { seed, train, report: () => {} });
+  const operator = stage.create(params, { seed, train, report });
   const batches = await lastValueFrom(
     from(anchorBatches(train, count, 256, seed)).pipe(operator, toArray()),
   );
@@ -214,4 +217,21 @@ export function applyExperimentSet(
     node = node[part] as Record<string, unknown>;
   }
   node[parts[parts.length - 1]] = value;
+}
+
+/** --set fields of a labelled generators map: generators.<label>.params.<key>, by the stage's schema. */
+export function labelledGeneratorFields(
+  raw: unknown,
+  fallback: Record<string, { generator?: unknown }>,
+): Record<string, Field> {
+  const fields: Record<string, Field> = {};
+  const entries = isRecord(raw) ? raw as Record<string, { generator?: unknown }> : fallback;
+  for (const [label, entry] of Object.entries(entries)) {
+    const stage = typeof entry?.generator === "string" ? entry.generator : label;
+    fields[`generators.${label}.generator`] = { type: "string", default: label, doc: "stage" };
+    for (const [k, f] of Object.entries(generatorStage(stage).params)) {
+      fields[`generators.${label}.params.${k}`] = f;
+    }
+  }
+  return fields;
 }

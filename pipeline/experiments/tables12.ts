@@ -28,6 +28,7 @@ import { defineExperiment, product } from "./experiment.ts";
 import type { CellContext, CellKey, StoredCell } from "./experiment.ts";
 import {
   commonFields,
+  labelledGeneratorFields,
   loadData,
   makePool,
   parseSeeds,
@@ -543,17 +544,13 @@ export const tables12 = defineExperiment<Tables12Config, Shared, Tables12Cell>({
     const fields = commonFields();
     for (const [k, f] of Object.entries(TABLES12_SECTION)) fields[`tables12.${k}`] = f;
     for (const [k, f] of Object.entries(generatorStage("noise").params)) fields[`noise.${k}`] = f;
-    const generators = raw.generators && typeof raw.generators === "object"
-      ? raw.generators as Record<string, { generator?: unknown }>
-      : { ode: { generator: "closed-form" }, sde: { generator: "closed-form" } };
-    for (const [label, entry] of Object.entries(generators)) {
-      const stage = typeof entry?.generator === "string" ? entry.generator : label;
-      fields[`generators.${label}.generator`] = { type: "string", default: label, doc: "stage" };
-      for (const [k, f] of Object.entries(generatorStage(stage).params)) {
-        fields[`generators.${label}.params.${k}`] = f;
-      }
-    }
-    return fields;
+    return {
+      ...fields,
+      ...labelledGeneratorFields(raw.generators, {
+        ode: { generator: "closed-form" },
+        sde: { generator: "closed-form" },
+      }),
+    };
   },
   outDir: (config) => config.out.dir,
   grid: (config) =>

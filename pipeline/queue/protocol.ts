@@ -22,6 +22,7 @@ import { keyError, SiaError } from "../../core/errors.ts";
 import { resolveSection } from "../../core/schema.ts";
 import type { Resolved } from "../../core/schema.ts";
 import { versions } from "../manifest.ts";
+import { loadGeneratorModules } from "../user_generator.ts";
 import { canonicalJson, cellFileName, configHash } from "../experiments/experiment.ts";
 import type { CellKey, Experiment } from "../experiments/experiment.ts";
 
@@ -155,7 +156,11 @@ export async function joinMeta(
   if (!experiment) throw refuse(`unknown experiment "${meta.experiment}"`);
   let config: unknown;
   try {
-    config = experiment.resolve(JSON.parse(meta.raw));
+    const raw = JSON.parse(meta.raw);
+    // A user's generator module named by a relative path resolves against this worker's working
+    // directory (README, "Many machines"): absolute paths or URLs work from anywhere.
+    await loadGeneratorModules(raw, null);
+    config = experiment.resolve(raw);
   } catch (e) {
     throw refuse(`its config does not resolve here (${e instanceof Error ? e.message : e})`);
   }

@@ -73,6 +73,11 @@ export function groupByLabel(labels: Int32Array): Map<number, number[]> {
   return new Map([...groups.entries()].sort((a, b) => a[0] - b[0]));
 }
 
+/** groupByLabel when `conditional`, else every position as one group 0 (one field for all). */
+export function classGroups(labels: Int32Array, conditional: boolean): Map<number, number[]> {
+  return conditional ? groupByLabel(labels) : new Map([[0, [...Array(labels.length).keys()]]]);
+}
+
 /** Seeded stratified split: each class sends round(count * testFraction) images to test. */
 export function splitStratified(
   ds: Dataset,

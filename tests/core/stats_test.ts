@@ -2,7 +2,7 @@
 // against hand computations.
 
 import assert from "node:assert/strict";
-import { paired, studentCdf, studentQuantile, summarize } from "../../core/stats.ts";
+import { mannWhitneyZ, paired, studentCdf, studentQuantile, summarize } from "../../core/stats.ts";
 
 const close = (a: number, b: number, tol: number, what: string) =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
@@ -36,4 +36,12 @@ Deno.test("paired: per-pair differences, their interval and the sign counts", ()
   assert.deepEqual([p.above, p.below, p.ties], [2, 1, 1]);
   close(p.mean, 0.5, 1e-12, "mean difference");
   assert.throws(() => paired([1], [1, 2]));
+});
+
+Deno.test("mannWhitneyZ: U by hand on small samples, ties at 1/2, sign", () => {
+  // a = [1, 3], b = [2, 4, 5]: pairs a > b: (3 > 2) only, U = 1; n m / 2 = 3, var = 6 * 6 / 12 = 3.
+  assert.ok(Math.abs(mannWhitneyZ([1, 3], [2, 4, 5]) - (1 - 3) / Math.sqrt(3)) < 1e-15);
+  // A tie counts 1/2: a = [2], b = [2, 1]: U = 1.5, n m / 2 = 1, var = 2 * 4 / 12.
+  assert.ok(Math.abs(mannWhitneyZ([2], [2, 1]) - 0.5 / Math.sqrt(8 / 12)) < 1e-15);
+  assert.ok(mannWhitneyZ([5, 6, 7], [1, 2, 3]) > 0);
 });

@@ -7,6 +7,7 @@
 // softmax over chunks of the training set, so memory is O(B d) whatever N is. The fast engine
 // (onnx.ts) computes the same chunk statistics and shares the merge below.
 
+import { keyError } from "../../../core/errors.ts";
 import type { Coefficients } from "./schedule.ts";
 
 /** A training set as the field sees it: N points of dimension d, optional log-weights. */
@@ -16,6 +17,31 @@ export interface Points {
   readonly d: number;
   /** log w_i (default: uniform, which cancels in the softmax). */
   readonly logWeights?: Float64Array;
+}
+
+/**
+ * A seeded split of a class for calibration: `heldOut` (at most `count` of the held share, at
+ * least one image) and the `rest`, which the calibrated field is then built on. `what` names the
+ * option in the error when nothing would be left.
+ */
+export function holdOut(
+  points: Points,
+  share: number,
+  count: number,
+  order: Int32Array,
+  what: string,
+): { rest: Points; heldOut: Points } {
+  const { n, d } = points;
+  const held = Math.max(1, Math.round(share * n));
+  if (n - held < 1) throw keyError(what, `leaves nothing of a ${n}-image class to build on`);
+  const take = (from: number, to: number): Points => {
+    const y = new Float32Array((to - from) * d);
+    for (let k = from; k < to; k++) {
+      y.set(points.y.subarray(order[k] * d, (order[k] + 1) * d), (k - from) * d);
+    }
+    return { y, n: to - from, d };
+  };
+  return { heldOut: take(0, Math.min(held, count)), rest: take(held, n) };
 }
 
 /** What a field returns for a batch of queries at one time. */
