@@ -210,7 +210,12 @@ export function standardiser(
   return { mean, scale };
 }
 
-function standardise(x: Float32Array, d: number, s: ReturnType<typeof standardiser>): Float64Array {
+/** (x - mean) * scale per feature, in float64 (the probes' standardised features). */
+export function standardise(
+  x: Float32Array,
+  d: number,
+  s: ReturnType<typeof standardiser>,
+): Float64Array {
   const z = new Float64Array(x.length);
   for (let i = 0; i < z.length; i++) {
     const f = i % d;
@@ -247,7 +252,7 @@ function predict(z: Float64Array, d: number, w: Float64Array, classes: number): 
   return out;
 }
 
-function checkLabels(labels: Int32Array, classes: number, what: string): void {
+export function checkLabels(labels: Int32Array, classes: number, what: string): void {
   for (let i = 0; i < labels.length; i++) {
     const l = labels[i];
     if (!(l >= 0 && l < classes)) {
