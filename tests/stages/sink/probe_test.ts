@@ -1,7 +1,7 @@
 // The probe sink: learner events pass through in order, a probe event follows each encoder
 // event, its scores are the three probes on that snapshot's frozen features (the same numbers as
-// composing extractFeatures, knnAccuracy, linearProbeAccuracy and logisticProbeAccuracy by hand), and the encoder's
-// tensors are not written.
+// composing extractFeatures, knnAccuracy, linearProbeAccuracy and logisticProbeAccuracy by
+// hand), and the encoder's tensors are not written.
 
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
