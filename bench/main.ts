@@ -6,6 +6,7 @@ import { benchClosedForm } from "./closed_form.ts";
 import { benchFlow } from "./flow.ts";
 import { benchLearners } from "./learners.ts";
 import { benchStream } from "./stream.ts";
+import { benchTable3Peer } from "./table3_peer.ts";
 import { benchTrainStep } from "./train_step.ts";
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
@@ -15,6 +16,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   learners: benchLearners,
   flow: benchFlow,
   stream: benchStream,
+  "table3-peer": benchTable3Peer,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));
