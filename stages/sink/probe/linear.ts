@@ -235,7 +235,12 @@ function zTy(zT: Float64Array, width: number, labels: ArrayLike<number>, classes
 }
 
 /** argmax over classes of [z, 1] W for each row of z ([n, d]) (ties: the lowest class). */
-function predict(z: Float64Array, d: number, w: Float64Array, classes: number): Int32Array {
+export function predict(
+  z: Float64Array,
+  d: number,
+  w: Float64Array,
+  classes: number,
+): Int32Array {
   const n = z.length / d;
   const out = new Int32Array(n);
   const scores = new Float64Array(classes);

@@ -1,6 +1,8 @@
 // The standard linear probe on frozen features: multinomial logistic regression (a softmax
 // classifier), as solo-learn's and lightly's linear evaluation train it, here solved to
 // convergence instead of by SGD epochs, so a probe has no learning rate and no epoch count.
+// Cost: one objective evaluation is 2 n (d + 1) C multiply-adds (5,000 x 129 x 10: ~15 ms here);
+// a fit takes tens to a few hundred L-BFGS iterations.
 //
 // Recipe: features standardised with the train set's mean and standard deviation (linear.ts's
 // standardiser; a constant feature becomes 0), a bias per class. W ([d + 1, C], bias row last)
@@ -9,14 +11,14 @@
 // gradient entry is below `tolerance` (1e-6) or `maxIterations` (1000) pass. The objective is
 // convex and, from W = 0, every iterate keeps the class biases summing to zero (the gradient's
 // bias entries sum to zero), so the answer is the one minimiser with that property. lambda comes
-// from a grid by the ridge probe's seeded 10 % hold-out rule (best hold-out accuracy, the largest
-// lambda on ties), each lambda warm-started from the previous, larger one; the final probe is then
-// fitted on all train features. The prediction is the argmax of the logits (ties: the lowest class).
+// from a grid (1e-2, 1e-3, 1e-4 per sample) by the ridge probe's seeded 10 % hold-out rule (best
+// hold-out accuracy, the largest lambda on ties), each lambda warm-started from the previous,
+// larger one; the final probe is then fitted on all train features, started from the chosen fit. The prediction is the argmax of the logits (ties: the lowest class).
 
 import { Rng } from "../../../core/rng.ts";
 import type { ProbeResult } from "./knn.ts";
 import { classCount } from "./knn.ts";
-import { checkLabels, standardise, standardiser } from "./linear.ts";
+import { checkLabels, predict, standardise, standardiser } from "./linear.ts";
 
 export interface LogisticProbeOptions {
   /** Number of classes; labels must lie in [0, classes). Default: the largest label + 1. */
@@ -32,7 +34,7 @@ export interface LogisticProbeOptions {
   readonly maxIterations?: number;
 }
 
-export const LOGISTIC_LAMBDAS: readonly number[] = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5];
+export const LOGISTIC_LAMBDAS: readonly number[] = [1e-2, 1e-3, 1e-4];
 
 export interface LogisticFit {
   /** [d + 1, classes], bias row last. */
@@ -185,29 +187,6 @@ export function fitLogistic(
   return { weights: w, loss: f, iterations, gradient: maxAbs(g) };
 }
 
-/** argmax over classes of the logits of each row of z ([n, d]) (ties: the lowest class). */
-export function predictLogistic(
-  z: Float64Array,
-  d: number,
-  w: Float64Array,
-  classes: number,
-): Int32Array {
-  const n = z.length / d;
-  const out = new Int32Array(n);
-  const scores = new Float64Array(classes);
-  for (let i = 0; i < n; i++) {
-    for (let c = 0; c < classes; c++) scores[c] = w[d * classes + c];
-    for (let f = 0; f < d; f++) {
-      const v = z[i * d + f];
-      if (v !== 0) { for (let c = 0; c < classes; c++) scores[c] += v * w[f * classes + c]; }
-    }
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (scores[c] > scores[best]) best = c;
-    out[i] = best;
-  }
-  return out;
-}
-
 function rowsOf(z: Float64Array, d: number, rows: Int32Array): Float64Array {
   const out = new Float64Array(rows.length * d);
   rows.forEach((r, j) => out.set(z.subarray(r * d, (r + 1) * d), j * d));
@@ -256,6 +235,7 @@ export function logisticProbeAccuracy(
   const validation: { lambda: number; accuracy: number }[] = [];
   let lambda = lambdas[0];
   let start: Float64Array | undefined;
+  const fits: Float64Array[] = [];
   if (nHold > 0) {
     const zFit = rowsOf(z, dim, fit);
     const yFit = Int32Array.from(fit, (r) => trainLabels[r]);
@@ -264,7 +244,8 @@ export function logisticProbeAccuracy(
     for (const l of lambdas) {
       const w = fitLogistic(zFit, yFit, dim, classes, l, { ...fitOptions, start }).weights;
       start = w;
-      const p = predictLogistic(zHold, dim, w, classes);
+      fits.push(w);
+      const p = predict(zHold, dim, w, classes);
       let correct = 0;
       for (let j = 0; j < nHold; j++) if (p[j] === trainLabels[hold[j]]) correct++;
       const accuracy = correct / nHold;
@@ -276,8 +257,11 @@ export function logisticProbeAccuracy(
       }
     }
   }
-  const final = fitLogistic(z, trainLabels, dim, classes, lambda, fitOptions);
-  const predictions = predictLogistic(standardise(test, dim, stats), dim, final.weights, classes);
+  // Warm-started from the chosen lambda's hold-out fit, a few iterations from the optimum of the
+  // full problem; the objective is convex, so the start changes only the iterations taken.
+  const chosen = nHold > 0 ? fits[lambdas.indexOf(lambda)] : undefined;
+  const final = fitLogistic(z, trainLabels, dim, classes, lambda, { ...fitOptions, start: chosen });
+  const predictions = predict(standardise(test, dim, stats), dim, final.weights, classes);
   let correct = 0;
   for (let i = 0; i < m; i++) if (predictions[i] === testLabels[i]) correct++;
   return {
