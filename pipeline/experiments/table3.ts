@@ -366,10 +366,11 @@ async function armPool(
     await lastValueFrom(of(pool).pipe(sink.operator), { defaultValue: null });
     await sink.finish(false);
   }
+  const closenessNote = t.nnSample > 0
+    ? `, memorized ${(100 * facts.memorized).toFixed(1)} %, nearest ${facts.nearest.toFixed(3)}`
+    : "";
   context.log(
-    `[sia]   ${arm} pool, seed ${seed}: sha-256 ${facts.sha256.slice(0, 16)}, memorized ${
-      (100 * facts.memorized).toFixed(1)
-    } %, nearest ${facts.nearest.toFixed(3)}`,
+    `[sia]   ${arm} pool, seed ${seed}: sha-256 ${facts.sha256.slice(0, 16)}${closenessNote}`,
   );
   return { pool, facts };
 }
@@ -727,7 +728,9 @@ async function table3Report(
       ],
     ),
     "",
-    `Memorized: nearest / second nearest training image < 1/3, on the first ${t.nnSample} images of each pool.`,
+    t.nnSample > 0
+      ? `Memorized: nearest / second nearest training image < 1/3, on the first ${t.nnSample} images of each pool.`
+      : "No memorization summary (table3.nnSample 0).",
     "",
   ].join("\n");
   const csvRow = (
