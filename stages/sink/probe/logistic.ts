@@ -15,10 +15,8 @@
 // hold-out accuracy, the largest lambda on ties), each lambda warm-started from the previous,
 // larger one; the final probe is then fitted on all train features, started from the chosen fit. The prediction is the argmax of the logits (ties: the lowest class).
 
-import { Rng } from "../../../core/rng.ts";
 import type { ProbeResult } from "./knn.ts";
-import { classCount } from "./knn.ts";
-import { checkLabels, predict, standardise, standardiser } from "./linear.ts";
+import { predict, prepareProbe, scoreTest } from "./linear.ts";
 
 export interface LogisticProbeOptions {
   /** Number of classes; labels must lie in [0, classes). Default: the largest label + 1. */
@@ -205,33 +203,18 @@ export function logisticProbeAccuracy(
   dim: number,
   options: LogisticProbeOptions,
 ): LogisticProbeResult {
-  const n = trainLabels.length;
-  const m = testLabels.length;
-  if (train.length !== n * dim || test.length !== m * dim) {
-    throw new Error(
-      `logistic probe: ${train.length} train and ${test.length} test values for ${n} and ${m} ` +
-        `rows of ${dim}`,
-    );
-  }
-  const lambdas = [...(options.lambdas ?? LOGISTIC_LAMBDAS)].sort((a, b) => b - a);
-  if (lambdas.length === 0 || lambdas.some((l) => !(l > 0))) {
-    throw new Error(`logistic probe: lambdas must be positive, got [${lambdas}]`);
-  }
-  const classes = options.classes ?? classCount(trainLabels, testLabels);
-  checkLabels(trainLabels, classes, "train");
-  checkLabels(testLabels, classes, "test");
-  const holdout = options.holdout ?? 0.1;
-  const nHold = lambdas.length > 1 ? Math.round(n * holdout) : 0;
-  if (n - nHold < 1 || (lambdas.length > 1 && nHold < 1)) {
-    throw new Error(`logistic probe: ${n} train features cannot spare a ${holdout} hold-out`);
-  }
+  const { classes, lambdas, z, stats, hold, fit } = prepareProbe(
+    "logistic probe",
+    train,
+    trainLabels,
+    test,
+    testLabels,
+    dim,
+    options,
+    [...(options.lambdas ?? LOGISTIC_LAMBDAS)].sort((a, b) => b - a),
+  );
+  const nHold = hold.length;
   const fitOptions = { tolerance: options.tolerance, maxIterations: options.maxIterations };
-  const stats = standardiser(train, dim);
-  const z = standardise(train, dim, stats);
-  // The ridge probe's split (same stream), each part's rows in index order.
-  const perm = new Rng(options.seed, "linear-probe-holdout").permutation(n);
-  const hold = Int32Array.from(perm.subarray(0, nHold)).sort();
-  const fit = Int32Array.from(perm.subarray(nHold)).sort();
   const validation: { lambda: number; accuracy: number }[] = [];
   let lambda = lambdas[0];
   let start: Float64Array | undefined;
@@ -261,16 +244,10 @@ export function logisticProbeAccuracy(
   // full problem; the objective is convex, so the start changes only the iterations taken.
   const chosen = nHold > 0 ? fits[lambdas.indexOf(lambda)] : undefined;
   const final = fitLogistic(z, trainLabels, dim, classes, lambda, { ...fitOptions, start: chosen });
-  const predictions = predict(standardise(test, dim, stats), dim, final.weights, classes);
-  let correct = 0;
-  for (let i = 0; i < m; i++) if (predictions[i] === testLabels[i]) correct++;
   return {
-    accuracy: m === 0 ? 0 : correct / m,
-    correct,
-    total: m,
+    ...scoreTest(test, testLabels, dim, stats, final.weights, classes),
     lambda,
     validation,
-    predictions,
     iterations: final.iterations,
     gradient: final.gradient,
   };
