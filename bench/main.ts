@@ -7,6 +7,7 @@ import { benchFlow } from "./flow.ts";
 import { benchLearners } from "./learners.ts";
 import { benchQueue } from "./queue.ts";
 import { benchStream } from "./stream.ts";
+import { benchTable3Peer } from "./table3_peer.ts";
 import { benchTrainStep } from "./train_step.ts";
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
@@ -17,6 +18,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   flow: benchFlow,
   stream: benchStream,
   queue: benchQueue,
+  "table3-peer": benchTable3Peer,
 };
 
 const names = Deno.args.filter((a) => !a.startsWith("--"));

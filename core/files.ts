@@ -102,3 +102,9 @@ export async function prepareOutDir(dir: string, stale: (name: string) => boolea
     throw new SiaError(`${dir}: could not prepare the output directory (${reason(e)})`);
   }
 }
+
+/** sha-256 of `bytes`, 64 hex digits: the content hash recorded beside models and pools. */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes.slice()));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}

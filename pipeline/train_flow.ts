@@ -6,7 +6,7 @@
 // the tfjs oracle first.
 
 import { fileError, keyError } from "../core/errors.ts";
-import { atomicWrite, atomicWriteText, checkWritableDir } from "../core/files.ts";
+import { atomicWrite, atomicWriteText, checkWritableDir, sha256Hex } from "../core/files.ts";
 import { writeFigure } from "../core/plot/figure.ts";
 import { Rng } from "../core/rng.ts";
 import { resolveSection } from "../core/schema.ts";
@@ -17,6 +17,7 @@ import { loadCheckpoint, saveCheckpoint } from "../stages/learn/graph/checkpoint
 import { FLOW_TARGETS, FlowLearner, T_MAX, toFlowRange } from "../stages/learn/flow.ts";
 import { subset } from "../stages/load/dataset.ts";
 import { loadSplits } from "../stages/load/resolve.ts";
+import type { Dataset } from "../core/batch.ts";
 import { DATA_SECTION } from "./config.ts";
 import { Progress } from "./progress.ts";
 import type { ProgressOptions } from "./progress.ts";
@@ -98,6 +99,11 @@ export interface TrainFlowOptions {
   readonly log: (line: string) => void;
   readonly progress?: Partial<ProgressOptions>;
   readonly stop?: Promise<void>;
+  /**
+   * The training images already loaded (Table 3 trains on its own subset); config.data then only
+   * describes them. The test split feeds the held-out loss.
+   */
+  readonly data?: { readonly train: Dataset; readonly test: Dataset | null };
 }
 
 export interface TrainFlowResult {
@@ -123,8 +129,9 @@ export async function trainFlow(config: FlowConfig, options: TrainFlowOptions): 
 > {
   const dir = config.out.replace(/\/+$/, "") || "/";
   await checkWritableDir(dir);
-  const splits = await loadSplits(config.data.source, config.data);
-  const train = subset(splits.train, config.data.size, config.data.balanced, config.seed);
+  const splits = options.data ?? await loadSplits(config.data.source, config.data);
+  const train = options.data?.train ??
+    subset(splits.train, config.data.size, config.data.balanced, config.seed);
   const [, h, w, c] = train.shape;
   if (h % 4 !== 0 || w % 4 !== 0) {
     throw keyError("data.source", `images are ${h}x${w}: the U-Net needs sides divisible by 4`);
@@ -194,7 +201,7 @@ export async function trainFlow(config: FlowConfig, options: TrainFlowOptions): 
     const { onnx, contract, error } = await learner.exportModel();
     await atomicWrite(`${dir}/flow.onnx`, onnx);
     await atomicWriteText(`${dir}/flow.json`, JSON.stringify(contract, null, 2) + "\n");
-    const hash = await sha256(onnx);
+    const hash = await sha256Hex(onnx);
     await atomicWriteText(
       `${dir}/train.json`,
       JSON.stringify(
@@ -364,9 +371,4 @@ function deltaFigure(rows: readonly LogRow[], bins: number) {
       })),
     }],
   };
-}
-
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes.slice()));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

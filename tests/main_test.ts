@@ -597,13 +597,13 @@ Deno.test("help with no command, and no arguments at all, print the usage", asyn
   assert.equal(bare.stdout, help.stdout);
 });
 
-Deno.test("pipeline --config configs/quick.json with --out and --set: shards, summary, manifest", async () => {
+Deno.test("pipeline --config configs/shards.json with --out and --set: shards, summary, manifest", async () => {
   await withTempDir(async (tmp) => {
     const out = `${tmp}/quick`;
     const result = await runCli([
       "pipeline",
       "--config",
-      "configs/quick.json",
+      "configs/shards.json",
       "--out",
       out,
       "--set",
@@ -627,8 +627,8 @@ Deno.test("pipeline --config configs/quick.json with --out and --set: shards, su
       "summary.md is what was printed",
     );
     const manifest: Json = await readManifest(out);
-    const quick = JSON.parse(await Deno.readTextFile(`${REPO}/configs/quick.json`));
-    assert.equal(manifest.config.description, quick.description);
+    const shards = JSON.parse(await Deno.readTextFile(`${REPO}/configs/shards.json`));
+    assert.equal(manifest.config.description, shards.description);
     assert.equal(manifest.config.generate.count, 300);
     assert.equal(manifest.config.out.dir, out);
     assert.deepEqual((await readNpy(`${out}/images-00000.npy`)).shape, [300, 28, 28, 1]);

@@ -1,18 +1,24 @@
-"""SimCLR's effect on the kNN and linear probes after a few steps, in PyTorch: the cross-check of
-bench/learners.ts (sia's learners-30 benchmark), same data files, same protocol.
+"""SimCLR's effect on the kNN and linear probes, in PyTorch: the cross-check of bench/learners.ts
+(sia's learners-30 benchmark) and of Table 3's SimCLR baseline cell (bench/table3_peer.ts), same
+data files, same protocol.
 
 Data: --data DIR holds train_x.f32 ([n, 28, 28] float32 on [0, 1]), train_y.i32, test_x.f32,
-test_y.i32, written by bench/learners.ts. Model: the peers' small CNN (conv 32-64-128 + BN + ReLU,
+test_y.i32, written by the bench; with probe_x.f32 and probe_y.i32 there too, the probes fit on
+those (Table 3: a subset of the training images) instead of train_x. Model: the peers' small CNN (conv 32-64-128 + BN + ReLU,
 pooling, global average, 128-d) with a projection head Linear(128, dim) + ReLU + Linear(dim, dim).
 Views: torchvision, solo-learn's symmetric strong recipe (crop (0.08, 1), flip, jitter
 (0.8, 0.8, 0.8, 0.2) p 0.8, blur p 0.5). NT-Xent tau 0.5, SGD momentum 0.9, weight decay 1e-5,
 linear warm-up then cosine. Probes on the encoder in eval mode: weighted kNN (cosine, k 200,
-T 0.1) and a ridge linear probe on standardised features (lambda picked on a held-out fifth).
-Prints one JSON line per probe: {"seed", "step", "knn", "linear"}.
+T 0.1), a ridge linear probe on standardised features (lambda picked on a held-out fifth), and
+multinomial logistic regression on the same standardised features (float64, L-BFGS with strong
+Wolfe line search to a gradient of 1e-6, L2 strength from 1e-2, 1e-3, 1e-4 picked on a seeded 10 %
+hold-out, the largest on ties, then refitted on all: sia's logistic probe, with its own split).
+Prints one JSON line per probe: {"seed", "step", "knn", "linear", "logistic"}.
 
 usage: /usr/bin/python3 simclr_knn_torch.py --data DIR [--steps 30] [--batch 64] [--lr 0.05]
-       [--warmup 5] [--dim 64] [--seeds 0,1,2] [--probe-at 30]
+       [--warmup 5] [--dim 64] [--weight-decay 1e-5] [--seeds 0,1,2] [--probe-at 30]
 """
+import os
 import argparse
 import json
 import math
@@ -32,6 +38,7 @@ ap.add_argument("--warmup", type=int, default=5)
 ap.add_argument("--dim", type=int, default=64)
 ap.add_argument("--seeds", default="0,1,2")
 ap.add_argument("--probe-at", default="")
+ap.add_argument("--weight-decay", type=float, default=1e-5)
 args = ap.parse_args()
 torch.set_num_threads(2)
 
@@ -44,7 +51,12 @@ train_x = load("train_x.f32", np.float32, (-1, 1, 28, 28))
 train_y = load("train_y.i32", np.int32, (-1,)).long()
 test_x = load("test_x.f32", np.float32, (-1, 1, 28, 28))
 test_y = load("test_y.i32", np.int32, (-1,)).long()
-classes = int(max(train_y.max(), test_y.max())) + 1
+if os.path.exists(f"{args.data}/probe_x.f32"):
+    probe_x = load("probe_x.f32", np.float32, (-1, 1, 28, 28))
+    probe_y = load("probe_y.i32", np.int32, (-1,)).long()
+else:
+    probe_x, probe_y = train_x, train_y
+classes = int(max(probe_y.max(), test_y.max())) + 1
 views = T.Compose([
     T.RandomResizedCrop(28, scale=(0.08, 1)),
     T.RandomHorizontalFlip(),
@@ -85,12 +97,45 @@ def linear(a, ya, b, yb):
     return acc(solve(za, onehot, best), zb, yb)
 
 
+def logistic(a, ya, b, yb):
+    mean, std = a.mean(0), a.std(0, unbiased=False)
+    std[std == 0] = 1
+    ones = lambda z: torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1)
+    za, zb = ones(((a - mean) / std).double()), ones(((b - mean) / std).double())
+    n = len(za)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    hold, fit = perm[:round(0.1 * n)], perm[round(0.1 * n):]
+
+    def solve(z, y, lam):
+        w = torch.zeros(z.shape[1], classes, dtype=z.dtype, requires_grad=True)
+        opt = torch.optim.LBFGS([w], lr=1, max_iter=1000, tolerance_grad=1e-6,
+                                tolerance_change=1e-12, history_size=10,
+                                line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(z @ w, y) + 0.5 * lam * (w[:-1] ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return w.detach()
+
+    def acc(w, z, y):
+        return (z @ w).argmax(1).eq(y).double().mean().item()
+
+    # max keeps the first of equal accuracies: the grid is descending, so the largest lambda.
+    best = max([1e-2, 1e-3, 1e-4],
+               key=lambda lam: acc(solve(za[fit], ya[fit], lam), za[hold], ya[hold]))
+    return acc(solve(za, ya, best), zb, yb)
+
+
 def probe(enc):
     enc.eval()
     with torch.no_grad():
-        a, b = enc(train_x), enc(test_x)
+        a, b = enc(probe_x), enc(test_x)
     enc.train()
-    return knn(a, train_y, b, test_y), linear(a, train_y, b, test_y)
+    return knn(a, probe_y, b, test_y), linear(a, probe_y, b, test_y), logistic(a, probe_y, b, test_y)
 
 
 probe_at = {int(s) for s in args.probe_at.split(",") if s} | {args.steps}
@@ -99,10 +144,10 @@ for seed in [int(s) for s in args.seeds.split(",")]:
     enc = nn.Sequential(*conv_bn(1, 32), nn.MaxPool2d(2), *conv_bn(32, 64), nn.MaxPool2d(2),
                         *conv_bn(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     head = nn.Sequential(nn.Linear(128, args.dim), nn.ReLU(), nn.Linear(args.dim, args.dim))
-    k, l = probe(enc)
-    print(json.dumps({"seed": seed, "step": 0, "knn": k, "linear": l}), flush=True)
+    k, l, r = probe(enc)
+    print(json.dumps({"seed": seed, "step": 0, "knn": k, "linear": l, "logistic": r}), flush=True)
     opt = torch.optim.SGD(list(enc.parameters()) + list(head.parameters()), lr=args.lr,
-                          momentum=0.9, weight_decay=1e-5)
+                          momentum=0.9, weight_decay=args.weight_decay)
     g = torch.Generator().manual_seed(seed)
     B = args.batch
     for step in range(args.steps):
@@ -121,6 +166,6 @@ for seed in [int(s) for s in args.seeds.split(",")]:
         loss.backward()
         opt.step()
         if step + 1 in probe_at:
-            k, l = probe(enc)
+            k, l, r = probe(enc)
             print(json.dumps({"seed": seed, "step": step + 1, "knn": k, "linear": l,
-                              "loss": loss.item()}), flush=True)
+                              "logistic": r, "loss": loss.item()}), flush=True)

@@ -65,14 +65,21 @@ function legendWidth(names: readonly string[]): number {
   return names.reduce((w, n) => w + entryWidth(n), 0);
 }
 
-/** Bars per group (x) and series (colour), with error bars, on a 5-point grid. */
+/**
+ * Bars per group (x) and series (colour), with error bars, on a grid of `step` points (5).
+ * Accuracies (`signed` false) sit on [0, 100] with bars from the axis; signed values (paired
+ * differences) get an axis that includes 0 and bars that start at 0.
+ */
 export function barChart(spec: {
   readonly title: string;
   readonly groups: readonly string[];
   readonly series: readonly string[];
   readonly value: (group: string, series: string) => Estimate | undefined;
+  readonly step?: number;
+  readonly signed?: boolean;
 }): Drawing {
   const { groups, series } = spec;
+  const step = spec.step ?? 5;
   const width = Math.max(
     120 + groups.length * (series.length * 36 + 30),
     100 + legendWidth(series),
@@ -80,8 +87,15 @@ export function barChart(spec: {
   const height = 300;
   const [top, bottom] = [40, 240];
   const all = groups.flatMap((g) => series.map((s) => spec.value(g, s))).filter((e) => e);
-  const lo = Math.max(0, Math.floor(Math.min(...all.map((e) => e!.lo)) / 5) * 5 - 5);
-  const hi = Math.min(100, Math.ceil(Math.max(...all.map((e) => e!.hi)) / 5) * 5 + 5);
+  const min = Math.min(...all.map((e) => Number.isFinite(e!.lo) ? e!.lo : e!.mean));
+  const max = Math.max(...all.map((e) => Number.isFinite(e!.hi) ? e!.hi : e!.mean));
+  const lo = spec.signed
+    ? Math.min(0, Math.floor(min / step) * step - step)
+    : Math.max(0, Math.floor(min / step) * step - step);
+  const hi = spec.signed
+    ? Math.max(0, Math.ceil(max / step) * step + step)
+    : Math.min(100, Math.ceil(max / step) * step + step);
+  const base = spec.signed ? 0 : lo;
   const y = (v: number) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
   const marks: Mark[] = [
     { kind: "rect", x: 0, y: 0, w: width, h: height, fill: "#ffffff" },
@@ -89,9 +103,13 @@ export function barChart(spec: {
     { kind: "line", x0: 70, y0: top, x1: 70, y1: bottom, width: 1, color: INK },
     { kind: "line", x0: 70, y0: bottom, x1: width - 20, y1: bottom, width: 1, color: INK },
   ];
-  for (let v = lo; v <= hi; v += 5) {
+  for (let k = 0; lo + k * step <= hi + 1e-9; k++) {
+    const v = lo + k * step;
     marks.push({ kind: "line", x0: 66, y0: y(v), x1: 70, y1: y(v), width: 1, color: INK });
-    marks.push(text(62, y(v) + 4, String(v), 10, "end"));
+    marks.push(text(62, y(v) + 4, String(Number(v.toFixed(6))), 10, "end"));
+  }
+  if (spec.signed) {
+    marks.push({ kind: "line", x0: 70, y0: y(0), x1: width - 20, y1: y(0), width: 1, color: INK });
   }
   groups.forEach((group, gi) => {
     const x0 = 90 + gi * (series.length * 36 + 30);
@@ -100,8 +118,11 @@ export function barChart(spec: {
       if (!e) return;
       const x = x0 + si * 36;
       const fill = COLORS[si % COLORS.length];
-      marks.push({ kind: "rect", x, y: y(e.mean), w: 28, h: bottom - y(e.mean), fill });
-      errorBar(marks, x + 14, y(e.hi), y(e.lo), 6);
+      const [y0, y1] = [y(Math.max(e.mean, base)), y(Math.min(e.mean, base))];
+      marks.push({ kind: "rect", x, y: y0, w: 28, h: y1 - y0, fill });
+      if (Number.isFinite(e.lo) && Number.isFinite(e.hi)) {
+        errorBar(marks, x + 14, y(e.hi), y(e.lo), 6);
+      }
     });
     marks.push(text(x0 + (series.length * 36) / 2 - 4, bottom + 16, group, 11, "middle"));
   });

@@ -12,7 +12,7 @@
 import { imageSize } from "../../core/batch.ts";
 import type { Dataset } from "../../core/batch.ts";
 import { keyError } from "../../core/errors.ts";
-import { atomicWrite, atomicWriteText } from "../../core/files.ts";
+import { atomicWrite, atomicWriteText, sha256Hex } from "../../core/files.ts";
 import { kNearest } from "../../core/nearest.ts";
 import { nnls } from "../../core/nnls.ts";
 import { describeSection, resolveSection, suggestion } from "../../core/schema.ts";
@@ -139,11 +139,6 @@ export function measure(images: Float32Array, train: Dataset, k: number) {
   return { memorized: memorizedFraction, nearest: meanNearestDistance, residual: residual / n };
 }
 
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes.slice()));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 function grid(config: MemorizationConfig): CellKey[] {
   const m = config.memorization;
   return product({
@@ -237,7 +232,7 @@ export const memorization = defineExperiment<MemorizationConfig, Shared, Memoriz
         const point = {
           step: at,
           epoch: (at * config.flow.batch) / size,
-          model: await sha256(onnx),
+          model: await sha256Hex(onnx),
           ...measure(pool.images, train, k),
         };
         context.log(

@@ -1,12 +1,21 @@
 // Table 3 on the experiment layer: for each seed, learner and arm, train the encoder for a fixed
 // step budget on views of the arm's data and probe it on the real test split.
-//   baseline          strong views of real images only
-//   generated:<name>  weak views of real images (replicated dup times) + the generator's pool
-//   noised            weak views of real images (replicated dup times) + a noise-perturbed pool
+//   baseline              strong views of real images only
+//   generated:<name>      weak views of real images (replicated dup times) + the pool of any
+//                         registry generator configured under generators.<name>
+//   generated:trained-flow  the same with a pool from a train-flow velocity network trained on the
+//                         same real training set (the paper's generator), when "flow" is configured
+//   noised                weak views of real images (replicated dup times) + a noise-perturbed pool
 // plus a random-init cell per seed (the floor every arm must beat). A cell's key is
-// { learner, arm, seed }; its pool, batches, views and initial weights all derive from the seed.
+// { learner, arm, seed }; its pool, batches, views and initial weights all derive from the seed,
+// so every arm's pool is fresh per seed and pool-to-pool variation enters each arm's interval.
+// The trained flow is trained once per config and reused by every seed: like the paper's one
+// generator per data set, and because training it per seed would cost as much as the table itself.
+// It is stored content-addressed under <out>/flows/<hash of its data and options>/, so a rerun, a
+// resumed run or another process with the same config reuses it. Cells record the sha-256 of their
+// pool and model; the report compares arms by paired differences over seeds (core/stats.ts).
 
-import { filter, lastValueFrom, NEVER, takeUntil, tap } from "rxjs";
+import { filter, lastValueFrom, NEVER, of, takeUntil, tap } from "rxjs";
 import { augmentViews } from "../../stages/augment/contrastive.ts";
 import { PRESET_NAMES, PRESETS } from "../../stages/augment/recipes.ts";
 import { initParams } from "../../stages/learn/blocks/init.ts";
@@ -22,16 +31,23 @@ import { swav } from "../../stages/learn/swav.ts";
 import { subset } from "../../stages/load/dataset.ts";
 import { probeEncoder, probeSink } from "../../stages/sink/probe.ts";
 import type { ProbeEvent, ProbeSinkOptions } from "../../stages/sink/probe.ts";
-import type { Dataset } from "../../core/batch.ts";
+import { npyShardSink } from "../../stages/sink/shards.ts";
+import { closeness } from "../../stages/sink/summary.ts";
+import type { Batch, Dataset } from "../../core/batch.ts";
+import { imageSize } from "../../core/batch.ts";
 import { keyError } from "../../core/errors.ts";
+import { atomicWrite, sha256Hex } from "../../core/files.ts";
 import { describeSection, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Resolved, Section } from "../../core/schema.ts";
+import type { Paired } from "../../core/stats.ts";
 import { DATA_SECTION, generatorStage } from "../config.ts";
 import { Credits, paced } from "../flow.ts";
-import { groupCells } from "./aggregate.ts";
+import { FLOW_SECTION, trainFlow } from "../train_flow.ts";
+import { difference, findGroup, formatDifference, groupCells } from "./aggregate.ts";
+import type { Group } from "./aggregate.ts";
 import { barChart, writeDrawing } from "./charts.ts";
-import { defineExperiment, product } from "./experiment.ts";
-import type { CellContext, CellKey } from "./experiment.ts";
+import { cellFileName, configHash, defineExperiment, product } from "./experiment.ts";
+import type { CellContext, CellKey, Codec, StoredCell } from "./experiment.ts";
 import { drawBatch, realShare } from "./mix.ts";
 import {
   commonFields,
@@ -83,7 +99,46 @@ export const TABLE3_SECTION = {
   probeTest: { type: "int", min: 10, default: 2000, doc: "real test images the probes score" },
   mocoQueue: { type: "int", min: 1, default: 1024, doc: "MoCo negatives" },
   swavPrototypes: { type: "int", min: 2, default: 30, doc: "SwAV prototypes (few at small batch)" },
+  nnSample: {
+    type: "int",
+    min: 0,
+    default: 500,
+    doc: "pool images the memorization summary measures against the training set (0 = none)",
+  },
+  shards: {
+    type: "boolean",
+    default: false,
+    doc: "also write every pool as .npy shards under <out>/pools/<arm>__seed<k>/",
+  },
 } as const satisfies Section;
+
+/** The train-flow options the trained-flow arm takes (its seed and data are the table's). */
+const FLOW_TRAIN_KEYS = [
+  "preset",
+  "steps",
+  "batch",
+  "lr",
+  "warmup",
+  "ema",
+  "clip",
+  "target",
+  "schedule",
+  "gamma",
+  "efmExtra",
+  "every",
+  "evalEvery",
+] as const;
+export const FLOW_TRAIN_SECTION = Object.fromEntries(
+  FLOW_TRAIN_KEYS.map((k) => [k, FLOW_SECTION[k]]),
+) as { [K in (typeof FLOW_TRAIN_KEYS)[number]]: (typeof FLOW_SECTION)[K] };
+
+/** The onnx-flow options of the trained flow's pool (its model is the trained one). */
+function flowSampleSection(): Section {
+  const { model: _, contract: __, ...rest } = generatorStage("onnx-flow").params;
+  return rest;
+}
+
+export const TRAINED_FLOW_ARM = "generated:trained-flow";
 
 export interface Table3Config {
   readonly seed: number;
@@ -94,21 +149,51 @@ export interface Table3Config {
   readonly generators: Record<string, Resolved<Section>>;
   /** The noised arm's noise parameters. */
   readonly noise: Resolved<Section>;
+  /** The trained-flow arm: train-flow options and onnx-flow sampling options; null for none. */
+  readonly flow: {
+    readonly train: Resolved<typeof FLOW_TRAIN_SECTION>;
+    readonly sample: Resolved<Section>;
+  } | null;
   readonly out: { dir: string };
 }
 
+/** A mixed arm's pool: its content hash and how close it sits to the training set. */
+export interface PoolFacts {
+  /** sha-256 of the pool's float32 pixels. */
+  readonly sha256: string;
+  readonly images: number;
+  /** sha-256 of the generator's model file ("" for a generator without one). */
+  readonly model: string;
+  /** Memorized share (nearest / second nearest < 1/3) and mean nearest distance (NaN: none). */
+  readonly memorized: number;
+  readonly nearest: number;
+}
+
 export interface Table3Cell {
-  readonly linear: number;
+  /** Probe accuracies on [0, 1]: logistic regression (the main column), ridge, kNN. */
+  readonly logistic: number;
+  readonly ridge: number;
   readonly knn: number;
   readonly testImages: number;
   readonly steps: number;
   readonly finalLoss: number;
+  /** The mixed arms' pool; absent for the baseline and the floor. */
+  readonly pool?: PoolFacts;
 }
 
 interface Shared {
   readonly train: Dataset;
+  readonly test: Dataset;
   readonly probes: ProbeSinkOptions;
 }
+
+/** The probes' columns: key in a cell, header. The first is the main column. */
+const METRICS = [
+  ["logistic", "linear probe % (logistic)"],
+  ["ridge", "ridge %"],
+  ["knn", "kNN %"],
+] as const;
+type Metric = (typeof METRICS)[number][0];
 
 /** The main paper's Table 3 (CIFAR-10, linear accuracy %), for reference beside ours. */
 export const PAPER: Record<string, Record<string, number>> = {
@@ -120,7 +205,7 @@ export const PAPER: Record<string, Record<string, number>> = {
 
 export function resolveTable3Config(raw: Record<string, unknown>): Table3Config {
   for (const key of Object.keys(raw)) {
-    const top = [...TOP_KEYS, "table3", "generators", "noise"];
+    const top = [...TOP_KEYS, "table3", "generators", "noise", "flow"];
     if (!top.includes(key)) throw keyError(key, `unknown key${suggestion(key, top)}`);
   }
   const table3 = resolveSection(TABLE3_SECTION, raw.table3, "table3.");
@@ -139,6 +224,14 @@ export function resolveTable3Config(raw: Record<string, unknown>): Table3Config 
   if (typeof out.dir !== "string" || !out.dir) {
     throw keyError("out.dir", "no output directory given");
   }
+  const flowRaw = (raw.flow ?? null) as Record<string, unknown> | null;
+  if (flowRaw !== null) {
+    for (const key of Object.keys(flowRaw)) {
+      if (key !== "train" && key !== "sample") {
+        throw keyError(`flow.${key}`, `unknown key${suggestion(key, ["train", "sample"])}`);
+      }
+    }
+  }
   return {
     seed: typeof raw.seed === "number" ? raw.seed : 0,
     description: typeof raw.description === "string" ? raw.description : "",
@@ -146,6 +239,10 @@ export function resolveTable3Config(raw: Record<string, unknown>): Table3Config 
     table3,
     generators,
     noise: resolveSection(generatorStage("noise").params, raw.noise, "noise."),
+    flow: flowRaw && {
+      train: resolveSection(FLOW_TRAIN_SECTION, flowRaw.train, "flow.train."),
+      sample: resolveSection(flowSampleSection(), flowRaw.sample, "flow.sample."),
+    },
     out: { dir: out.dir },
   };
 }
@@ -173,7 +270,176 @@ function encoderOf(config: Table3Config): Block[] {
 }
 
 function arms(config: Table3Config): string[] {
-  return ["baseline", ...Object.keys(config.generators).map((g) => `generated:${g}`), "noised"];
+  return [
+    "baseline",
+    ...Object.keys(config.generators).map((g) => `generated:${g}`),
+    ...(config.flow ? [TRAINED_FLOW_ARM] : []),
+    "noised",
+  ];
+}
+
+/** What the trained flow depends on: the table's data and seed and its own options. */
+function flowIdentity(config: Table3Config) {
+  return { data: config.data, seed: config.seed, train: config.flow?.train };
+}
+
+/**
+ * The trained flow of this config, trained on the table's training set the first time a cell
+ * asks (resumable: an interrupted training continues from its checkpoint), then read from disk.
+ */
+/** Length-prefixed parts: a little-endian u32 byte count before each. */
+function joinParts(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    new DataView(out.buffer).setUint32(offset, part.length, true);
+    out.set(part, offset + 4);
+    offset += 4 + part.length;
+  }
+  return out;
+}
+
+function splitParts(bytes: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let offset = 0; offset < bytes.length;) {
+    const n = view.getUint32(offset, true);
+    parts.push(bytes.slice(offset + 4, offset + 4 + n));
+    offset += 4 + n;
+  }
+  return parts;
+}
+
+/** A mixed arm's pool with its facts, as one artifact on a queue (pipeline/queue/). */
+const ARM_POOL_CODEC: Codec<{ pool: Batch; facts: PoolFacts }> = {
+  encode: ({ pool, facts }) =>
+    joinParts([new TextEncoder().encode(JSON.stringify(facts)), POOL_CODEC.encode(pool)]),
+  decode(bytes) {
+    const [facts, pool] = splitParts(bytes);
+    // JSON has no NaN: a fact that was NaN (nothing sampled) comes back as null; restore it.
+    const parsed = JSON.parse(new TextDecoder().decode(facts), (_k, v) => v === null ? NaN : v);
+    return { pool: POOL_CODEC.decode(pool), facts: parsed };
+  },
+};
+
+/** A trained flow's two files (flow.onnx, flow.json) as one artifact. */
+const FLOW_CODEC: Codec<{ onnx: Uint8Array; contract: Uint8Array }> = {
+  encode: ({ onnx, contract }) => joinParts([onnx, contract]),
+  decode(bytes) {
+    const [onnx, contract] = splitParts(bytes);
+    return { onnx, contract };
+  },
+};
+
+/**
+ * The table's trained flow, trained once per config: locally its directory under out/flows/ is
+ * the cache; on a queue the files are an artifact too, so a worker on another machine gets the
+ * model the first worker trained instead of training its own.
+ */
+async function trainedFlow(config: Table3Config, context: CellContext<Shared>): Promise<string> {
+  const hash = await configHash(flowIdentity(config));
+  const dir = `${config.out.dir}/flows/${hash}`;
+  const model = `${dir}/flow.onnx`;
+  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+  if (await exists(model)) return model;
+  const files = await context.memo(`trained-flow|${hash}`, async () => {
+    await trainFlowInto(config, context, dir);
+    return { onnx: await Deno.readFile(model), contract: await Deno.readFile(`${dir}/flow.json`) };
+  }, FLOW_CODEC);
+  if (!(await exists(model))) {
+    await Deno.mkdir(dir, { recursive: true });
+    await atomicWrite(`${dir}/flow.json`, files.contract);
+    await atomicWrite(model, files.onnx);
+  }
+  return model;
+}
+
+async function trainFlowInto(
+  config: Table3Config,
+  context: CellContext<Shared>,
+  dir: string,
+): Promise<void> {
+  const checkpoint = await Deno.stat(`${dir}/flow.ckpt`).then(() => true, () => false);
+  context.log(
+    `[sia] training the table's flow into ${dir}/ (once per config, reused by every seed)`,
+  );
+  const result = await trainFlow(
+    {
+      ...resolveSection(FLOW_SECTION, {}, ""),
+      ...config.flow!.train,
+      seed: config.seed,
+      data: config.data,
+      out: dir,
+    },
+    {
+      resume: checkpoint,
+      log: context.log,
+      stop: context.stop,
+      progress: { tty: false, logEvery: 60, write: (text) => context.log(text.trimEnd()) },
+      data: { train: context.shared.train, test: context.shared.test },
+    },
+  );
+  if (result.interrupted) throw new Error("stopped");
+}
+
+/** The pool of a mixed arm and seed, with its facts; its shards too when asked. */
+async function armPool(
+  config: Table3Config,
+  arm: string,
+  seed: number,
+  context: CellContext<Shared>,
+): Promise<{ pool: Batch; facts: PoolFacts }> {
+  const t = config.table3;
+  const { train } = context.shared;
+  context.log(`[sia] making the ${arm} pool (${t.pool} images, seed ${seed})`);
+  let stage: string;
+  let params: Resolved<Section>;
+  if (arm === "noised") [stage, params] = ["noise", config.noise];
+  else if (arm === TRAINED_FLOW_ARM) {
+    const model = await trainedFlow(config, context);
+    stage = "onnx-flow";
+    params = resolveSection(
+      generatorStage("onnx-flow").params,
+      // Unset options (null) resolve to their defaults again.
+      {
+        ...Object.fromEntries(Object.entries(config.flow!.sample).filter(([, v]) => v !== null)),
+        model,
+      },
+      "flow.sample.",
+    );
+  } else {
+    stage = arm.slice("generated:".length);
+    params = config.generators[stage];
+  }
+  const pool = await makePool(stage, params, train, t.pool, seed, `generators.${stage}`);
+  const modelPath = typeof params.model === "string" ? params.model : "";
+  const sample = pool.images.subarray(0, Math.min(t.nnSample, t.pool) * imageSize(train.shape));
+  const near = t.nnSample > 0
+    ? closeness(sample, train)
+    : { memorizedFraction: NaN, meanNearestDistance: NaN };
+  const facts: PoolFacts = {
+    sha256: await sha256Hex(
+      new Uint8Array(pool.images.buffer, pool.images.byteOffset, pool.images.byteLength),
+    ),
+    images: pool.shape[0],
+    model: modelPath ? await sha256Hex(await Deno.readFile(modelPath)) : "",
+    memorized: near.memorizedFraction,
+    nearest: near.meanNearestDistance,
+  };
+  if (t.shards) {
+    const dir = `${config.out.dir}/pools/${cellFileName({ arm, seed })}`;
+    await Deno.mkdir(dir, { recursive: true });
+    const sink = npyShardSink(dir, t.pool);
+    await lastValueFrom(of(pool).pipe(sink.operator), { defaultValue: null });
+    await sink.finish(false);
+  }
+  const closenessNote = t.nnSample > 0
+    ? `, memorized ${(100 * facts.memorized).toFixed(1)} %, nearest ${facts.nearest.toFixed(3)}`
+    : "";
+  context.log(
+    `[sia]   ${arm} pool, seed ${seed}: sha-256 ${facts.sha256.slice(0, 16)}${closenessNote}`,
+  );
+  return { pool, facts };
 }
 
 /** The floor and every learner's arms, seed by seed (a seed's pools are then made once). */
@@ -196,15 +462,14 @@ async function runCell(
   if (learner === "random-init") {
     const [h, w, c] = input;
     const params = initParams(paramSpecs(probes.encoder, [c, h, w]), seed);
-    const { linear, knn, testImages } = await probeEncoder(params, probes);
-    return { linear, knn, testImages, steps: 0, finalLoss: NaN };
+    const { logistic, linear, knn, testImages } = await probeEncoder(params, probes);
+    return { logistic, ridge: linear, knn, testImages, steps: 0, finalLoss: NaN };
   }
-  const extra = arm === "baseline" ? null : await context.memo(`${arm}|${seed}`, () => {
-    context.log(`[sia] making the ${arm} pool (${t.pool} images, seed ${seed})`);
-    const name = arm === "noised" ? "noise" : arm.slice("generated:".length);
-    const params = arm === "noised" ? config.noise : config.generators[name];
-    return makePool(name, params, train, t.pool, seed, `generators.${name}`);
-  }, POOL_CODEC);
+  const made = arm === "baseline"
+    ? null
+    : await context.memo(`${arm}|${seed}`, () =>
+      armPool(config, arm, seed, context), ARM_POOL_CODEC);
+  const extra = made?.pool ?? null;
   const mix = { real: train, extra, dup: arm === "baseline" ? 1 : t.dup };
   const augment = augmentViews(PRESETS[arm === "baseline" ? t.strong : t.weak], seed);
   const model = await learnerFor(learner, {
@@ -253,11 +518,62 @@ async function runCell(
     );
     const probe = await lastValueFrom(graph, { defaultValue: null });
     if (!probe) throw new Error("stopped");
-    const { linear, knn, testImages } = probe;
-    return { linear, knn, testImages, steps: t.steps, finalLoss: loss };
+    const { logistic, linear, knn, testImages } = probe;
+    return {
+      logistic,
+      ridge: linear,
+      knn,
+      testImages,
+      steps: t.steps,
+      finalLoss: loss,
+      ...(made ? { pool: made.facts } : {}),
+    };
   } finally {
     await model.release();
   }
+}
+
+interface Estimate {
+  readonly mean: number;
+  readonly sd: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly n: number;
+  readonly values: readonly number[];
+}
+
+const estimate = (g: Group): Estimate => ({
+  mean: g.mean,
+  sd: g.sd,
+  lo: g.lo,
+  hi: g.hi,
+  n: g.n,
+  values: [...g.values],
+});
+
+/** "80.38 [79.68, 81.08] (n=3)", or "80.70 (n=1)" where one seed gives no interval. */
+function formatEstimate(e: Estimate): string {
+  return Number.isNaN(e.lo)
+    ? `${e.mean.toFixed(2)} (n=${e.n})`
+    : `${e.mean.toFixed(2)} [${e.lo.toFixed(2)}, ${e.hi.toFixed(2)}] (n=${e.n})`;
+}
+
+/** What a paired interval says, derived from it alone: above, below, or not resolved. */
+export function readDifference(a: string, b: string, d: Paired): string {
+  if (d.n < 2) return `${a} vs ${b}: one seed, no interval`;
+  if (d.lo > 0) return `${a} above ${b} (interval excludes 0)`;
+  if (d.hi < 0) return `${a} below ${b} (interval excludes 0)`;
+  return `${a} vs ${b}: not resolved (interval includes 0)`;
+}
+
+/** The comparisons of a learner: baseline - floor, each generated - noised, each mixed - baseline. */
+function comparisons(config: Table3Config): [string, string][] {
+  const mixed = arms(config).filter((a) => a !== "baseline");
+  return [
+    ["baseline", "floor"],
+    ...mixed.filter((a) => a.startsWith("generated:")).map((a): [string, string] => [a, "noised"]),
+    ...mixed.map((a): [string, string] => [a, "baseline"]),
+  ];
 }
 
 export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
@@ -268,6 +584,10 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
     ...describeSection(TABLE3_SECTION, "table3."),
     `  generators.<name>.*  one "generated:<name>" arm per generator, its params as under generate.params`,
     "  noise.*              the noised arm's noise params (r, s, k, clip)",
+    `  flow.train.*         a "${TRAINED_FLOW_ARM}" arm: train-flow options (${
+      FLOW_TRAIN_KEYS.join(", ")
+    })`,
+    "  flow.sample.*        its pool's onnx-flow sampling options (sampler, steps, ...)",
   ],
   resolve: resolveTable3Config,
   fields(raw) {
@@ -277,6 +597,8 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
     };
     prefixed("table3.", TABLE3_SECTION);
     prefixed("noise.", generatorStage("noise").params);
+    prefixed("flow.train.", FLOW_TRAIN_SECTION);
+    prefixed("flow.sample.", flowSampleSection());
     const generators = raw.generators && typeof raw.generators === "object"
       ? Object.keys(raw.generators)
       : ["closed-form"];
@@ -286,7 +608,8 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
   outDir: (config) => config.out.dir,
   grid,
   identity(config, key) {
-    const { learners: _, seeds: __, ...table3 } = config.table3;
+    // Writing shards changes no result; everything else of the section may.
+    const { learners: _, seeds: __, shards: ___, ...table3 } = config.table3;
     const arm = String(key.arm);
     return {
       seed: config.seed,
@@ -294,6 +617,8 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
       table3,
       arm: arm === "noised"
         ? config.noise
+        : arm === TRAINED_FLOW_ARM
+        ? { flow: flowIdentity(config), sample: config.flow?.sample }
         : arm.startsWith("generated:")
         ? config.generators[arm.slice("generated:".length)]
         : null,
@@ -321,104 +646,274 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
     );
     return {
       train,
+      test: splits.test,
       probes: { encoder: encoderOf(config), input, train: probeTrain, test: probeTest },
     };
   },
   run: runCell,
-  metrics: { linear: { label: "linear probe %", scale: 100 }, knn: { label: "kNN %", scale: 100 } },
+  metrics: {
+    logistic: { label: "logistic probe %", scale: 100 },
+    ridge: { label: "ridge probe %", scale: 100 },
+    knn: { label: "kNN %", scale: 100 },
+  },
   describeResult: (r) =>
-    `linear ${(100 * r.linear).toFixed(2)} %, kNN ${
+    `logistic ${(100 * r.logistic).toFixed(2)} %, ridge ${(100 * r.ridge).toFixed(2)} %, kNN ${
       (100 * r.knn).toFixed(2)
     } % (${r.testImages} test images)`,
-  async report(config, cells, { train, probes }, dir) {
-    const t = config.table3;
-    const learners = ["random-init", ...t.learners.split(",")];
-    const armOrder = ["floor", ...arms(config)];
-    const rows = (["linear", "knn"] as const).flatMap((metric) => {
-      const groups = groupCells(cells, (r: Table3Cell) => 100 * r[metric]);
-      return learners.flatMap((learner) =>
-        armOrder.flatMap((arm) => {
-          const g = groups.find((g) => g.key.learner === learner && g.key.arm === arm);
-          return g
-            ? [{ learner, arm, metric, mean: g.mean, std: g.sd, values: [...g.values] }]
-            : [];
-        })
-      );
-    });
-    const poolShare = realShare(train.shape[0], t.pool, t.dup);
-    const note =
-      `${config.description || "Table 3"}: ${train.source}, ${
-        train.shape[0]
-      } training images, ${t.encoder}, ` +
-      `${t.steps} steps x ${t.batch} images per cell, seeds ${t.seeds}; probes on ${
-        probes.test.shape[0]
-      } real test images ` +
-      `(linear: ridge on frozen features; kNN: k 200, T 0.1). The mixed arms replicate the real images ${t.dup} ` +
-      `times beside a pool of ${t.pool}, so ${
-        (100 * (1 - poolShare)).toFixed(1)
-      } % of their draws come from the pool (Wang et al.: about 67 %). The paper's column is CIFAR-10 with ResNet-18 at full scale, ` +
-      `for reference only.`;
-    const paper = (learner: string, arm: string) => PAPER[learner]?.[arm.split(":")[0]];
-    const fmt = (r: { mean: number; std: number; values: number[] }) =>
-      `${r.mean.toFixed(2)} ± ${r.std.toFixed(2)} (n=${r.values.length})`;
-    const linear = rows.filter((r) => r.metric === "linear");
-    const md = [
-      "# Table 3: contrastive learning with generated vs noised data",
-      "",
-      note,
-      "",
-      markdownTable(
-        [
-          "learner",
-          "arm",
-          "linear probe %",
-          "kNN %",
-          "every seed (linear)",
-          "paper (CIFAR-10, linear)",
-        ],
-        linear.map((r) => {
-          const knn = rows.find((k) =>
-            k.metric === "knn" && k.learner === r.learner && k.arm === r.arm
-          )!;
-          return [
-            r.learner,
-            r.arm,
-            fmt(r),
-            fmt(knn),
-            r.values.map((v) => v.toFixed(2)).join(", "),
-            paper(r.learner, r.arm) ?? "n/a",
-          ];
-        }),
-      ),
-      "",
-    ].join("\n");
-    const csv = csvTable(
-      ["learner", "arm", "metric", "mean", "std", "n", "values", "paper"],
+  report: table3Report,
+});
+
+async function table3Report(
+  config: Table3Config,
+  cells: readonly StoredCell<Table3Cell>[],
+  { train, test }: Shared,
+  dir: string,
+): Promise<string> {
+  const t = config.table3;
+  const learners = ["random-init", ...t.learners.split(",")];
+  const armOrder = ["floor", ...arms(config)];
+  const poolShare = 1 - realShare(train.shape[0], t.pool, t.dup);
+  const share = (arm: string) => (arm === "floor" || arm === "baseline" ? 0 : poolShare);
+  const groups = Object.fromEntries(
+    METRICS.map(([m]) => [m, groupCells(cells, (r: Table3Cell) => 100 * r[m])]),
+  ) as Record<Metric, Group[]>;
+  const group = (m: Metric, learner: string, arm: string) =>
+    findGroup(groups[m], arm === "floor" ? { learner: "random-init", arm } : { learner, arm });
+  const rows = learners.flatMap((learner) =>
+    armOrder.flatMap((arm) => {
+      if ((learner === "random-init") !== (arm === "floor") || !group("logistic", learner, arm)) {
+        return [];
+      }
+      const metrics = Object.fromEntries(
+        METRICS.map(([m]) => [m, estimate(group(m, learner, arm)!)]),
+      ) as Record<Metric, Estimate>;
+      return [{ learner, arm, poolShare: share(arm), ...metrics }];
+    })
+  );
+  const differences = t.learners.split(",").flatMap((learner) =>
+    comparisons(config).flatMap(([a, b]) => {
+      const per = METRICS.map(([m]) => {
+        const [ga, gb] = [group(m, learner, a), group(m, learner, b)];
+        return ga && gb ? difference(ga, gb) : null;
+      });
+      if (per.some((d) => d === null)) return [];
+      const [logistic, ridge, knn] = per as Paired[];
+      return [{
+        learner,
+        comparison: `${a} - ${b}`,
+        logistic,
+        ridge,
+        knn,
+        reading: readDifference(a, b, logistic),
+      }];
+    })
+  );
+  const pools = cells.flatMap((c) =>
+    c.result.pool && c.key.learner === t.learners.split(",")[0]
+      ? [{ arm: String(c.key.arm), seed: Number(c.key.seed), ...c.result.pool }]
+      : []
+  );
+  const heldOutCount = Math.min(t.nnSample, test.shape[0]);
+  const heldOut = heldOutCount > 0
+    ? closeness(test.images.subarray(0, heldOutCount * imageSize(test.shape)), train)
+    : null;
+  const models = [...new Set(pools.filter((p) => p.model).map((p) => `${p.arm} ${p.model}`))];
+  const note =
+    `${config.description || "Table 3"}: ${train.source}, ${
+      train.shape[0]
+    } training images, ${t.encoder}, ${t.steps} steps x ${t.batch} images per cell, seeds ${t.seeds}; ` +
+    `probes on ${t.probeTrain} / ${t.probeTest} real train / test images (main column: multinomial ` +
+    `logistic regression on standardised frozen features, L-BFGS to convergence, L2 from a seeded ` +
+    `hold-out; ridge: closed form; kNN: k 200, T 0.1). The mixed arms replicate the real images ` +
+    `${t.dup} times beside a fresh pool of ${t.pool} per seed, so ${
+      (100 * poolShare).toFixed(1)
+    } % of their draws come from the pool (Wang et al.: about 67 %). ` +
+    `Intervals are 95 % Student-t over seeds; differences are paired by seed, with the sign ` +
+    `counts (a > b, a < b). Pools and models are named by sha-256 (table below${
+      models.length
+        ? `; models: ${models.map((m) => m.slice(0, m.indexOf(" ") + 17)).join(", ")}`
+        : ""
+    }): float32 kernels differ across CPUs, so a generator's pool reproduces byte for byte on the ` +
+    `same kind of CPU, and the hash says whether two runs trained on the same pool. The paper's ` +
+    `column is CIFAR-10 with ResNet-18 at full scale, for reference only.`;
+  const paper = (learner: string, arm: string) => PAPER[learner]?.[arm.split(":")[0]];
+  // A stored NaN reads back from JSON as null.
+  const known = (v: number | null): v is number => v !== null && !Number.isNaN(v);
+  const percent = (v: number | null) => (known(v) ? (100 * v).toFixed(1) : "n/a");
+  const md = [
+    "# Table 3: contrastive learning with generated vs noised data",
+    "",
+    note,
+    "",
+    markdownTable(
+      [
+        "learner",
+        "arm",
+        "pool share %",
+        ...METRICS.map(([, h]) => h),
+        "every seed (logistic)",
+        "paper (CIFAR-10, linear)",
+      ],
       rows.map((r) => [
         r.learner,
         r.arm,
-        r.metric,
-        r.mean,
-        r.std,
-        r.values.length,
-        r.values.join(" "),
-        r.metric === "linear" ? paper(r.learner, r.arm) ?? "" : "",
+        (100 * r.poolShare).toFixed(1),
+        ...METRICS.map(([m]) => formatEstimate(r[m])),
+        r.logistic.values.map((v) => v.toFixed(2)).join(", "),
+        paper(r.learner, r.arm) ?? "n/a",
       ]),
-    );
-    await writeTables(dir, "table3", { md, csv, json: { note, rows, paper: PAPER } });
-    const chartLearners = [...new Set(linear.map((r) => r.learner))];
+    ),
+    "",
+    "## Paired differences (points; mean [95 % t-interval] (sign counts) over seeds)",
+    "",
+    markdownTable(
+      ["learner", "difference", ...METRICS.map(([, h]) => h), "per seed (logistic)", "reading"],
+      differences.map((d) => [
+        d.learner,
+        d.comparison,
+        ...METRICS.map(([m]) => formatDifference(d[m])),
+        d.logistic.differences.map((v) => v.toFixed(2)).join(", "),
+        d.reading,
+      ]),
+    ),
+    "",
+    `## Pools (${pools.length ? "as the first learner's cells recorded them" : "none"})`,
+    "",
+    markdownTable(
+      ["arm", "seed", "pool sha-256", "model sha-256", "memorized %", "mean NN distance"],
+      [
+        ...pools.map((p) => [
+          p.arm,
+          p.seed,
+          p.sha256.slice(0, 16),
+          p.model ? p.model.slice(0, 16) : "-",
+          percent(p.memorized),
+          known(p.nearest) ? p.nearest.toFixed(3) : "n/a",
+        ]),
+        ...(heldOut
+          ? [[
+            "held-out real (null)",
+            "-",
+            "-",
+            "-",
+            percent(heldOut.memorizedFraction),
+            heldOut.meanNearestDistance.toFixed(3),
+          ]]
+          : []),
+      ],
+    ),
+    "",
+    t.nnSample > 0
+      ? `Memorized: nearest / second nearest training image < 1/3, on the first ${t.nnSample} images of each pool.`
+      : "No memorization summary (table3.nnSample 0).",
+    "",
+  ].join("\n");
+  const csvRow = (
+    table: string,
+    learner: string,
+    arm: string,
+    metric: string,
+    e: Estimate | Paired,
+    extra: { share?: number; paper?: number },
+  ) => [
+    table,
+    learner,
+    arm,
+    metric,
+    e.mean,
+    e.sd,
+    Number.isNaN(e.lo) ? "" : e.lo,
+    Number.isNaN(e.hi) ? "" : e.hi,
+    e.n,
+    ("differences" in e ? e.differences : e.values).join(" "),
+    "above" in e ? e.above : "",
+    "below" in e ? e.below : "",
+    extra.share ?? "",
+    extra.paper ?? "",
+  ];
+  const csv = csvTable(
+    [
+      "table",
+      "learner",
+      "arm",
+      "metric",
+      "mean",
+      "sd",
+      "lo95",
+      "hi95",
+      "n",
+      "values",
+      "above",
+      "below",
+      "pool_share",
+      "paper",
+    ],
+    [
+      ...rows.flatMap((r) =>
+        METRICS.map(([m]) =>
+          csvRow("arm", r.learner, r.arm, m, r[m], {
+            share: r.poolShare,
+            paper: m === "logistic" ? paper(r.learner, r.arm) : undefined,
+          })
+        )
+      ),
+      ...differences.flatMap((d) =>
+        METRICS.map(([m]) => csvRow("difference", d.learner, d.comparison, m, d[m], {}))
+      ),
+    ],
+  );
+  const strip = ({ a: _, b: __, ...d }: Paired & { a?: unknown; b?: unknown }) => d;
+  await writeTables(dir, "table3", {
+    md,
+    csv,
+    json: {
+      note,
+      poolShare,
+      rows,
+      differences: differences.map((d) => ({
+        ...d,
+        logistic: strip(d.logistic),
+        ridge: strip(d.ridge),
+        knn: strip(d.knn),
+      })),
+      pools,
+      heldOut,
+      paper: PAPER,
+    },
+  });
+  const chartLearners = [...new Set(rows.map((r) => r.learner))];
+  const interval = (e: Estimate) =>
+    Number.isNaN(e.lo) ? { mean: e.mean, lo: e.mean, hi: e.mean } : e;
+  await writeDrawing(
+    barChart({
+      title: "Linear probe (logistic) accuracy %, mean and 95 % t-interval over seeds",
+      groups: chartLearners,
+      series: [...new Set(rows.map((r) => r.arm))],
+      value: (learner, arm) => {
+        const r = rows.find((r) => r.learner === learner && r.arm === arm);
+        return r && interval(r.logistic);
+      },
+    }),
+    `${dir}/table3`,
+  );
+  if (differences.length) {
+    const all = differences.flatMap((d) => [d.logistic.mean, d.logistic.lo, d.logistic.hi])
+      .filter(Number.isFinite);
+    const span = Math.max(...all.map(Math.abs), 0.1);
     await writeDrawing(
       barChart({
-        title: "Linear probe accuracy (%), mean and 1 sd over seeds",
-        groups: chartLearners,
-        series: [...new Set(linear.map((r) => r.arm))],
-        value: (learner, arm) => {
-          const r = linear.find((r) => r.learner === learner && r.arm === arm);
-          return r && { mean: r.mean, lo: r.mean - r.std, hi: r.mean + r.std };
+        title: "Paired differences (logistic probe, points), mean and 95 % t-interval over seeds",
+        groups: [...new Set(differences.map((d) => d.learner))],
+        series: [...new Set(differences.map((d) => d.comparison))],
+        value: (learner, comparison) => {
+          const d = differences.find((d) => d.learner === learner && d.comparison === comparison);
+          return d && { mean: d.logistic.mean, lo: d.logistic.lo, hi: d.logistic.hi };
         },
+        signed: true,
+        step: span <= 2 ? 0.5 : span <= 6 ? 1 : span <= 20 ? 2 : 5,
       }),
-      `${dir}/table3`,
+      `${dir}/table3-differences`,
     );
-    return md;
-  },
-});
+  }
+  return md;
+}

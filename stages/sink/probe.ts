@@ -1,6 +1,7 @@
 // The probe sink: after the learner stage, every encoder snapshot is scored on real data by the
-// two probes of the field, on frozen, detached features (probe/features.ts): a linear probe
-// (probe/linear.ts) and the weighted kNN monitor (probe/knn.ts, cosine, k 200, T 0.1), both fitted
+// probes of the field, on frozen, detached features (probe/features.ts): the standard linear probe,
+// multinomial logistic regression (probe/logistic.ts), the closed-form ridge probe
+// (probe/linear.ts) and the weighted kNN monitor (probe/knn.ts, cosine, k 200, T 0.1), all fitted
 // on the real training split and scored on the real test split. Learner events pass through, so
 // sinks chain (a metrics log after it sees every step), and a "probe" event follows each encoder
 // event.
@@ -13,6 +14,7 @@ import type { LearnEvent } from "../learn/stage.ts";
 import { extractFeatures } from "./probe/features.ts";
 import { classCount, knnAccuracy } from "./probe/knn.ts";
 import { linearProbeAccuracy } from "./probe/linear.ts";
+import { logisticProbeAccuracy } from "./probe/logistic.ts";
 
 export interface ProbeSinkOptions {
   readonly encoder: readonly Block[];
@@ -27,7 +29,8 @@ export interface ProbeSinkOptions {
 }
 
 export interface ProbeScores {
-  /** Accuracies on [0, 1]. */
+  /** Accuracies on [0, 1]: logistic regression (the standard linear probe), ridge, kNN. */
+  readonly logistic: number;
   readonly linear: number;
   readonly knn: number;
   readonly trainImages: number;
@@ -56,7 +59,12 @@ export async function probeEncoder(
     classes,
   });
   const linear = linearProbeAccuracy(a, train.labels, b, test.labels, width, { classes, seed: 0 });
+  const logistic = logisticProbeAccuracy(a, train.labels, b, test.labels, width, {
+    classes,
+    seed: 0,
+  });
   return {
+    logistic: logistic.accuracy,
     linear: linear.accuracy,
     knn: knn.accuracy,
     trainImages: train.shape[0],

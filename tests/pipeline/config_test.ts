@@ -11,7 +11,7 @@ import {
 } from "../../pipeline/config.ts";
 import { SiaError } from "../../core/errors.ts";
 
-const QUICK = new URL("../../configs/quick.json", import.meta.url);
+const QUICK = new URL("../../configs/shards.json", import.meta.url);
 
 function quickRaw(): Record<string, unknown> {
   return JSON.parse(Deno.readTextFileSync(QUICK));
@@ -37,7 +37,7 @@ function minimal(extra: Record<string, unknown> = {}): Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // resolveConfig
 
-Deno.test("resolveConfig of configs/quick.json gives its values, typed", () => {
+Deno.test("resolveConfig of configs/shards.json gives its values, typed", () => {
   const config = resolveConfig(quickRaw());
   assert.deepEqual(config, {
     seed: 0,
@@ -57,7 +57,7 @@ Deno.test("resolveConfig of configs/quick.json gives its values, typed", () => {
       params: { r: 1, s: 0.05, k: 0, clip: false },
     },
     augment: { stage: "", params: {} },
-    out: { dir: "runs/quick", shardSize: 10000, summary: true, nnSample: 1000 },
+    out: { dir: "runs/shards", shardSize: 10000, summary: true, nnSample: 1000 },
   });
 });
 

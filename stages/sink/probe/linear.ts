@@ -210,7 +210,12 @@ export function standardiser(
   return { mean, scale };
 }
 
-function standardise(x: Float32Array, d: number, s: ReturnType<typeof standardiser>): Float64Array {
+/** (x - mean) * scale per feature, in float64 (the probes' standardised features). */
+export function standardise(
+  x: Float32Array,
+  d: number,
+  s: ReturnType<typeof standardiser>,
+): Float64Array {
   const z = new Float64Array(x.length);
   for (let i = 0; i < z.length; i++) {
     const f = i % d;
@@ -230,7 +235,12 @@ function zTy(zT: Float64Array, width: number, labels: ArrayLike<number>, classes
 }
 
 /** argmax over classes of [z, 1] W for each row of z ([n, d]) (ties: the lowest class). */
-function predict(z: Float64Array, d: number, w: Float64Array, classes: number): Int32Array {
+export function predict(
+  z: Float64Array,
+  d: number,
+  w: Float64Array,
+  classes: number,
+): Int32Array {
   const n = z.length / d;
   const out = new Int32Array(n);
   const scores = new Float64Array(classes);
@@ -256,6 +266,77 @@ function checkLabels(labels: Int32Array, classes: number, what: string): void {
   }
 }
 
+/** Accuracy of weights w ([dim + 1, classes]) on test features standardised by `stats`. */
+export function scoreTest(
+  test: Float32Array,
+  testLabels: Int32Array,
+  dim: number,
+  stats: ReturnType<typeof standardiser>,
+  w: Float64Array,
+  classes: number,
+): ProbeResult & { predictions: Int32Array } {
+  const m = testLabels.length;
+  const predictions = predict(standardise(test, dim, stats), dim, w, classes);
+  let correct = 0;
+  for (let i = 0; i < m; i++) if (predictions[i] === testLabels[i]) correct++;
+  return { accuracy: m === 0 ? 0 : correct / m, correct, total: m, predictions };
+}
+
+/** What both linear probes (ridge here, logistic in logistic.ts) share before they fit. */
+export interface ProbeSetup {
+  readonly n: number;
+  readonly classes: number;
+  readonly lambdas: readonly number[];
+  /** Train features standardised by the train set's statistics, and those statistics. */
+  readonly z: Float64Array;
+  readonly stats: ReturnType<typeof standardiser>;
+  /** The seeded hold-out split of the train rows, each part in index order. */
+  readonly hold: Int32Array;
+  readonly fit: Int32Array;
+}
+
+/**
+ * Checks a probe's inputs (one line naming `what` and the problem), standardises the train
+ * features and draws the seeded hold-out split that chooses lambda. The split's parts keep index
+ * order, so sums over them depend on membership only, not on the draw's order.
+ */
+export function prepareProbe(
+  what: string,
+  train: Float32Array,
+  trainLabels: Int32Array,
+  test: Float32Array,
+  testLabels: Int32Array,
+  dim: number,
+  options: LinearProbeOptions,
+  lambdas: readonly number[],
+): ProbeSetup {
+  const n = trainLabels.length;
+  const m = testLabels.length;
+  if (train.length !== n * dim || test.length !== m * dim) {
+    throw new Error(
+      `${what}: ${train.length} train and ${test.length} test values for ${n} and ${m} ` +
+        `rows of ${dim}`,
+    );
+  }
+  if (lambdas.length === 0 || lambdas.some((l) => !(l > 0))) {
+    throw new Error(`${what}: lambdas must be positive, got [${lambdas}]`);
+  }
+  const classes = options.classes ?? classCount(trainLabels, testLabels);
+  checkLabels(trainLabels, classes, "train");
+  checkLabels(testLabels, classes, "test");
+  const holdout = options.holdout ?? 0.1;
+  const nHold = lambdas.length > 1 ? Math.round(n * holdout) : 0;
+  if (n - nHold < 1 || (lambdas.length > 1 && nHold < 1)) {
+    throw new Error(`${what}: ${n} train features cannot spare a ${holdout} hold-out`);
+  }
+  const stats = standardiser(train, dim);
+  const z = standardise(train, dim, stats);
+  const perm = new Rng(options.seed, "linear-probe-holdout").permutation(n);
+  const hold = Int32Array.from(perm.subarray(0, nHold)).sort();
+  const fit = Int32Array.from(perm.subarray(nHold)).sort();
+  return { n, classes, lambdas, z, stats, hold, fit };
+}
+
 /**
  * Linear-probe accuracy of frozen features: train [n, dim] with labels, test [m, dim] with
  * labels. Reads the features, never writes them.
@@ -268,34 +349,18 @@ export function linearProbeAccuracy(
   dim: number,
   options: LinearProbeOptions,
 ): LinearProbeResult {
-  const n = trainLabels.length;
-  const m = testLabels.length;
-  if (train.length !== n * dim || test.length !== m * dim) {
-    throw new Error(
-      `linear probe: ${train.length} train and ${test.length} test values for ${n} and ${m} ` +
-        `rows of ${dim}`,
-    );
-  }
-  const lambdas = options.lambdas ?? LAMBDAS;
-  if (lambdas.length === 0 || lambdas.some((l) => !(l > 0))) {
-    throw new Error(`linear probe: lambdas must be positive, got [${lambdas}]`);
-  }
-  const classes = options.classes ?? classCount(trainLabels, testLabels);
-  checkLabels(trainLabels, classes, "train");
-  checkLabels(testLabels, classes, "test");
-  const holdout = options.holdout ?? 0.1;
-  const nHold = lambdas.length > 1 ? Math.round(n * holdout) : 0;
-  if (n - nHold < 1 || (lambdas.length > 1 && nHold < 1)) {
-    throw new Error(`linear probe: ${n} train features cannot spare a ${holdout} hold-out`);
-  }
-  const stats = standardiser(train, dim);
-  const z = standardise(train, dim, stats);
+  const { n, classes, lambdas, z, stats, hold, fit } = prepareProbe(
+    "linear probe",
+    train,
+    trainLabels,
+    test,
+    testLabels,
+    dim,
+    options,
+    options.lambdas ?? LAMBDAS,
+  );
+  const nHold = hold.length;
   const width = dim + 1;
-  // Seeded hold-out split; each part's rows in index order, so sums do not depend on the draw's
-  // order, only on its membership.
-  const perm = new Rng(options.seed, "linear-probe-holdout").permutation(n);
-  const hold = Int32Array.from(perm.subarray(0, nHold)).sort();
-  const fit = Int32Array.from(perm.subarray(nHold)).sort();
   const labelsOf = (rows: Int32Array) => Int32Array.from(rows, (r) => trainLabels[r]);
   const fitT = designColumns(z, dim, fit);
   const gFit = gram(fitT, width, fit.length);
@@ -329,15 +394,5 @@ export function linearProbeAccuracy(
     yAll = yFit.map((v, i) => v + yHold[i]);
   }
   const w = solveRidge(gAll, yAll, width, classes, lambda * n);
-  const predictions = predict(standardise(test, dim, stats), dim, w, classes);
-  let correct = 0;
-  for (let i = 0; i < m; i++) if (predictions[i] === testLabels[i]) correct++;
-  return {
-    accuracy: m === 0 ? 0 : correct / m,
-    correct,
-    total: m,
-    lambda,
-    validation,
-    predictions,
-  };
+  return { ...scoreTest(test, testLabels, dim, stats, w, classes), lambda, validation };
 }

@@ -1,7 +1,7 @@
 // The probe sink: learner events pass through in order, a probe event follows each encoder
-// event, its scores are the two probes on that snapshot's frozen features (the same numbers as
-// composing extractFeatures, knnAccuracy and linearProbeAccuracy by hand), and the encoder's
-// tensors are not written.
+// event, its scores are the three probes on that snapshot's frozen features (the same numbers as
+// composing extractFeatures, knnAccuracy, linearProbeAccuracy and logisticProbeAccuracy by
+// hand), and the encoder's tensors are not written.
 
 import assert from "node:assert/strict";
 import { from, lastValueFrom, toArray } from "rxjs";
@@ -15,6 +15,7 @@ import type { ProbeEvent, ProbeSinkOptions } from "../../../stages/sink/probe.ts
 import { extractFeatures } from "../../../stages/sink/probe/features.ts";
 import { knnAccuracy } from "../../../stages/sink/probe/knn.ts";
 import { linearProbeAccuracy } from "../../../stages/sink/probe/linear.ts";
+import { logisticProbeAccuracy } from "../../../stages/sink/probe/logistic.ts";
 
 const mnist = loadEmbeddedMnist();
 const encoder = smallCnn();
@@ -68,12 +69,24 @@ Deno.test("probeSink: events pass through; a probe event with both scores follow
       width,
       { classes: 10, seed: 0 },
     );
+    const logistic = logisticProbeAccuracy(
+      train,
+      OPTIONS.train.labels,
+      test,
+      OPTIONS.test.labels,
+      width,
+      { classes: 10, seed: 0 },
+    );
     assert.equal(probe.knn, knn.accuracy);
     assert.equal(probe.linear, linear.accuracy);
+    assert.equal(probe.logistic, logistic.accuracy);
     assert.equal(probe.trainImages, 300);
     assert.equal(probe.testImages, 120);
     // A random encoder on real digits is far above chance on both probes.
-    assert.ok(probe.knn > 0.3 && probe.linear > 0.5, `${probe.knn} ${probe.linear}`);
+    assert.ok(
+      probe.knn > 0.3 && probe.linear > 0.5 && probe.logistic > 0.5,
+      `${probe.knn} ${probe.linear} ${probe.logistic}`,
+    );
   }
   // Probing read the encoders' tensors and wrote none of them.
   assert.deepEqual([...a.values(), ...b.values()], before);
