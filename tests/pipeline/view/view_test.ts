@@ -133,11 +133,21 @@ Deno.test({
       // The table: every row of table3.json, the same mean and sd.
       const json = JSON.parse(await Deno.readTextFile(`${out}/table3.json`));
       await show(page, "table");
-      assert.equal(json.rows.length, 8);
-      for (const r of json.rows) {
+      // table3.json has a row per learner and arm, with an estimate per metric.
+      const metrics = ["logistic", "ridge", "knn"] as const;
+      const estimates = json.rows.flatMap((r: Record<string, unknown>) =>
+        metrics.map((metric) => ({
+          learner: r.learner,
+          arm: r.arm,
+          metric,
+          ...(r[metric] as { mean: number; sd: number }),
+        }))
+      );
+      assert.equal(estimates.length, 12); // 4 groups x (logistic, ridge, kNN)
+      for (const r of estimates) {
         const row = `#table tr[data-group="${r.learner} / ${r.arm}"][data-metric="${r.metric}"]`;
         assert.equal(await page.textContent(`${row} [data-field="mean"]`), r.mean.toFixed(2));
-        assert.equal(await page.textContent(`${row} [data-field="sd"]`), r.std.toFixed(2));
+        assert.equal(await page.textContent(`${row} [data-field="sd"]`), r.sd.toFixed(2));
         assert.equal(await page.textContent(`${row} [data-field="n"]`), "2");
       }
       // A paired difference by hand: noised - baseline per seed, t(0.975, 1) = 12.7062.
@@ -145,20 +155,20 @@ Deno.test({
         JSON.parse(await Deno.readTextFile(`${out}/cells/simclr__${arm}__seed${seed}.json`)).result;
       const d = await Promise.all(
         [0, 1].map(async (s) =>
-          100 * ((await cell("noised", s)).linear - (await cell("baseline", s)).linear)
+          100 * ((await cell("noised", s)).logistic - (await cell("baseline", s)).logistic)
         ),
       );
       const mean = (d[0] + d[1]) / 2;
       const half = 12.706204736174705 * (Math.abs(d[0] - d[1]) / Math.SQRT2) / Math.SQRT2;
       const diff = await page.locator(
-        '#differences tr[data-group="simclr / noised"][data-metric="linear"] td',
+        '#differences tr[data-group="simclr / noised"][data-metric="logistic"] td',
       ).allTextContents();
       assert.equal(diff[1 + 2], signed(mean));
       assert.equal(diff[1 + 3], `[${signed(mean - half)}, ${signed(mean + half)}]`);
       // The CSV download: the same numbers, to the last bit.
       const csv = (await (await fetch(`${run.url}/api/table.csv`)).text()).trim().split("\n");
       assert.equal(csv[0], "learner,arm,metric,n,mean,sd,lo95,hi95,values");
-      for (const r of json.rows) {
+      for (const r of estimates) {
         const line = csv.find((l) => l.startsWith(`${r.learner},${r.arm},${r.metric},`))!;
         assert.equal(Number(line.split(",")[4]), r.mean);
       }
@@ -167,8 +177,11 @@ Deno.test({
       // The chart: one bar per group and metric, with its interval.
       await show(page, "chart");
       await page.waitForSelector("#chart svg .bars_marks path");
-      assert.equal(await page.locator("#chart svg .bars_marks path").count(), 8);
-      assert.equal(await page.locator('#chart svg .mark-rule[class*="intervals"] line').count(), 8);
+      assert.equal(await page.locator("#chart svg .bars_marks path").count(), 12);
+      assert.equal(
+        await page.locator('#chart svg .mark-rule[class*="intervals"] line').count(),
+        12,
+      );
       await page.screenshot({ path: `${REPO}/docs/view/chart.png`, fullPage: true });
 
       // Curves: 6 trained cells x (loss, feature std, lr); each cell's 20 steps in its file.
@@ -349,7 +362,7 @@ Deno.test("pipeline --view on a plain run: its shards and summary.md, the shard'
     const run = await spawnServer([
       "pipeline",
       "--config",
-      "configs/quick.json",
+      "configs/shards.json",
       "--out",
       out,
       "--set",
