@@ -369,7 +369,7 @@ Deno.test("a queue whose config hash or sia version differs is refused with one 
 
 Deno.test("table3 on the queue through the CLI: two workers write the tables of a local run", async () => {
   await withRedis({}, async (server, dir) => {
-    // table3.quick.json cut to seconds a cell: one learner, 3 steps, small sets.
+    // table3.quick.json cut to seconds a cell: one learner, 3 steps, small sets, a 4-step flow.
     const tiny = [
       "--config",
       "configs/table3.quick.json",
@@ -383,6 +383,11 @@ Deno.test("table3 on the queue through the CLI: two workers write the tables of 
         "table3.probeTrain=250",
         "table3.probeTest=100",
         "generators.closed-form.steps=5",
+        "flow.train.steps=4",
+        "flow.train.batch=8",
+        "flow.train.evalEvery=4",
+        "flow.train.every=4",
+        "flow.sample.steps=2",
       ].flatMap((assignment) => ["--set", assignment]),
     ];
     const local = await runCli(["pipeline", ...tiny, "--out", `${dir}/local`]);
@@ -410,10 +415,12 @@ Deno.test("table3 on the queue through the CLI: two workers write the tables of 
         file,
       );
     }
-    assert.match(queued.stderr, /4 of 4 cells to run/);
-    // The two mixed arms' pools were made once each, by whichever worker needed them first.
+    assert.match(queued.stderr, /5 of 5 cells to run/);
+    // The three mixed arms' pools and the trained flow were made once each, by whichever worker
+    // needed them first: the other worker got the flow's files from the queue, not by training.
     const logs = ends.map((e) => new TextDecoder().decode(e.stderr)).join("");
-    assert.equal(logs.match(/artifact [^ ]+: stored/g)?.length, 2, logs);
+    assert.equal(logs.match(/artifact [^ ]+: stored/g)?.length, 4, logs);
+    assert.equal(logs.match(/training the table's flow/g)?.length, 1, logs);
   });
 });
 
