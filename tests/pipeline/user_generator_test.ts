@@ -218,7 +218,7 @@ Deno.test("a generator module is a Table 3 arm: its pool is the module's output,
     const file = `${dir}/t3/cells/${cellFileName({ learner: "simclr", arm, seed: 0 })}.json`;
     const cell = JSON.parse(await Deno.readTextFile(file));
     assert.equal(cell.key.arm, arm);
-    assert.ok(cell.result.linear >= 0 && cell.result.linear <= 1 && cell.result.steps === 2);
+    assert.ok(cell.result.logistic >= 0 && cell.result.logistic <= 1 && cell.result.steps === 2);
   });
 });
 
