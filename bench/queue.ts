@@ -6,7 +6,7 @@
 // written. A private redis-server on a loopback port.
 //
 // Flags: --steps=S (default the config's 200), --learners=a,b (default all four), --size=N
-// (data.size, default the config's), --no-record (print only; leave BENCHMARKS.md alone).
+// (data.size, default the config's), --flow-steps=N (the trained flow's steps), --no-record (print only; leave BENCHMARKS.md alone).
 // Smoke run: deno task bench queue --steps=2 --learners=simclr --size=1000 --no-record
 
 import { runQueued } from "../pipeline/queue/coordinator.ts";
@@ -108,6 +108,8 @@ export async function benchQueue(flags: string[]): Promise<void> {
   if (steps) raw.table3.steps = Number(steps);
   if (learners) raw.table3.learners = learners;
   if (size) raw.data.size = Number(size);
+  const flowSteps = flag(flags, "flow-steps");
+  if (flowSteps) raw.flow.train.steps = Number(flowSteps);
   const server = await startRedis({ appendonly: true });
   const rows: string[] = [];
   try {
@@ -128,7 +130,8 @@ export async function benchQueue(flags: string[]): Promise<void> {
   const markdown = `## Experiment cells on the Redis queue
 
 \`deno task bench queue${flags.length ? " " + flags.join(" ") : ""}\`: configs/table3.quick.json
-(${raw.table3.learners}, ${raw.table3.steps} steps, data.size ${raw.data.size}), one redis-server on
+(${raw.table3.learners}, ${raw.table3.steps} steps, data.size ${raw.data.size}, a trained flow of
+${raw.flow.train.steps} steps), one redis-server on
 loopback (append-only file on), load average ${load} when it ended. Cells per hour from the first
 cell's start to the last one's finish; first wait = median enqueue to start of a worker's first
 cell (it includes that worker loading the data once it sees the run); gap = median time a worker
