@@ -112,9 +112,11 @@ export async function benchQueue(flags: string[]): Promise<void> {
   if (flowSteps) raw.flow.train.steps = Number(flowSteps);
   const server = await startRedis({ appendonly: true });
   const rows: string[] = [];
+  const perHour: number[] = [];
   try {
     for (const layout of LAYOUTS) {
       const s = summarize(await runLayout(layout, raw, server.url));
+      perHour.push(s.perHour);
       const row =
         `| ${layout.label} | ${s.cells} | ${s.perHour.toFixed(1)} | ${s.wall.toFixed(0)} | ` +
         `${s.firstWait.toFixed(0)} | ${Number.isNaN(s.gap) ? "-" : s.gap.toFixed(0)} | ${
@@ -126,6 +128,18 @@ export async function benchQueue(flags: string[]): Promise<void> {
   } finally {
     await server.close();
   }
+  // The JSON line every bench prints: the two-worker layout against one worker of two threads
+  // (both sia: a queue has no outside peer; the comparison is the layouts').
+  const json = JSON.stringify({
+    bench: "queue",
+    case: `table3.quick-${raw.table3.learners}`,
+    sia: Number(perHour[1].toFixed(1)),
+    peer: Number(perHour[0].toFixed(1)),
+    peerConfig: LAYOUTS[0].label,
+    ratio: Number((perHour[1] / perHour[0]).toFixed(2)),
+    unit: "cells/hour",
+  });
+  console.log(json);
   const load = (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
   const markdown = `## Experiment cells on the Redis queue
 
@@ -140,7 +154,11 @@ result in to tables written.
 
 | layout | cells | cells/hour | wall s | first wait ms | gap ms | report ms |
 | ------ | ----- | ---------- | ------ | ------------- | ------ | --------- |
-${rows.join("\n")}`;
+${rows.join("\n")}
+
+\`\`\`
+${json}
+\`\`\``;
   if (flags.includes("--no-record")) console.log(markdown);
   else await writeSection("queue", markdown);
 }

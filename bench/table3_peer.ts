@@ -116,6 +116,22 @@ export async function benchTable3Peer(flags: string[]): Promise<void> {
       }).join("; ")
     }.`,
   ];
+  // One JSON line per probe, as every bench prints (accuracies: no timing, so nothing to
+  // interleave and no GEMM health to check).
+  const json = metrics.map((m) => {
+    const [a, b] = [summarize(sia.map((r) => 100 * r[m])), summarize(peer.map((r) => 100 * r[m]))];
+    return JSON.stringify({
+      bench: "table3-peer",
+      case: `simclr-baseline-${m}`,
+      sia: Number(a.mean.toFixed(2)),
+      peer: Number(b.mean.toFixed(2)),
+      peerConfig: "torch 1.13 (bench/peers/simclr_knn_torch.py)",
+      ratio: Number((a.mean / b.mean).toFixed(3)),
+      unit: "accuracy %",
+    });
+  });
+  for (const line of json) console.log(line);
+  lines.push("", "```", ...json, "```");
   const markdown = lines.join("\n");
   console.log(markdown);
   if (!flags.includes("--no-record")) await writeSection("table3-peer", markdown);
