@@ -81,6 +81,27 @@ function shapeConst(g: GraphBuilder, name: string, dims: readonly number[]): str
   return g.constant(name, BigInt64Array.from(dims.map(BigInt)), [dims.length]);
 }
 
+/**
+ * A per-sample, per-group value [N, groups, 1] repeated over each group's channels: [N, C, 1, 1]
+ * for broadcasting over an image (`image`), else [N, C].
+ */
+function perChannel(
+  g: GraphBuilder,
+  name: string,
+  tag: string,
+  value: string,
+  channels: number,
+  groups: number,
+  image: boolean,
+): string {
+  const [repeated] = g.node("Expand", [
+    value,
+    shapeConst(g, `${name}.${tag}.repeat`, [1, 1, channels / groups]),
+  ]);
+  const dims = image ? [0, channels, 1, 1] : [0, channels];
+  return g.node("Reshape", [repeated, shapeConst(g, `${name}.${tag}.shape`, dims)])[0];
+}
+
 /** The forward pass onto a tape; returns the output value. */
 export function emitTapedForward(
   g: GraphBuilder,
@@ -216,24 +237,37 @@ export function emitTapedForward(
           [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
           break;
         }
-        const reduceMean = (v: string) =>
-          g.node("ReduceMean", [v], { attributes: { axes: ints([2]), keepdims: { int: 1 } } })[0];
-        const [centred] = g.node("Sub", [xg, reduceMean(xg)]);
-        const variance = reduceMean(g.node("Mul", [centred, centred])[0]);
+        // Training: three passes that write (the centring, then y = centred a + beta with the
+        // per-sample, per-channel factor a = invStd gamma), the variance read off the centred
+        // values without writing their squares; xhat is never stored (the backward works from the
+        // centred values and invStd).
+        const count = (current[0] / groups) * current[1] * current[2];
+        const [centredGrouped] = g.node("Sub", [
+          xg,
+          ...g.node("ReduceMean", [xg], {
+            attributes: { axes: ints([2]), keepdims: { int: 1 } },
+          }),
+        ]);
+        const [variance] = g.node("Mul", [
+          ...g.node("ReduceSumSquare", [centredGrouped], {
+            attributes: { axes: ints([2]), keepdims: { int: 1 } },
+          }),
+          scalar(g, `${name}.count`, 1 / count),
+        ]);
         const [invStd] = g.node(
           "Reciprocal",
-          g.node(
-            "Sqrt",
-            g.node("Add", [
-              variance,
-              scalar(g, `${name}.eps`, GN_EPS),
-            ]),
-          ),
+          g.node("Sqrt", g.node("Add", [variance, scalar(g, `${name}.eps`, GN_EPS)])),
         );
-        const [xhatGrouped] = g.node("Mul", [centred, invStd]);
-        const [xhat] = g.node("Reshape", [xhatGrouped, ...g.node("Shape", [x])]);
-        [y] = g.node("Add", [...g.node("Mul", [xhat, gamma]), beta]);
-        Object.assign(saved, { xhat, xhatGrouped, invStd, gamma });
+        const [centred] = g.node("Reshape", [
+          centredGrouped,
+          shapeConst(g, `${name}.xshape`, [0, ...current]),
+        ]);
+        const [a] = g.node("Mul", [
+          perChannel(g, name, "a", invStd, current[0], groups, true),
+          gamma,
+        ]);
+        [y] = g.node("Add", [...g.node("Mul", [centred, a]), beta]);
+        Object.assign(saved, { centred, invStd });
         break;
       }
       case "silu": {
@@ -371,7 +405,7 @@ export function emitBackward(
         const w = param(`${name}.weight`);
         const dx = e === 0 && !inputGradient
           ? d
-          : s === 1 && shape[0] === block.out
+          : s === 1 && shape[0] >= block.out
           ? flippedConv(g, name, d, w, block.kernel, pad)
           : g.node("ConvTranspose", [d, w], {
             attributes: {
@@ -468,35 +502,75 @@ export function emitBackward(
         break;
       }
       case "groupnorm": {
-        const { xhat, xhatGrouped, invStd, gamma } = saved;
-        const axes = shapeConst(g, `${name}.gaxes`, [0, 2, 3]);
-        const sum = (v: string) =>
+        // With xhat = centred invStd, g = dy gamma and the group means m1 = mean(g), m2 =
+        // mean(g xhat): dx = invStd (g - m1 - xhat m2) = A dy + B centred + C, where A = invStd
+        // gamma per sample and channel and B = -invStd^3 mean(g centred), C = -invStd m1 per
+        // sample and group. Every mean comes from two per-channel sums over H x W (of dy and of
+        // dy centred), which also give the parameter gradients.
+        const { centred, invStd } = saved;
+        const [c, h, w] = shape;
+        const groups = block.groups;
+        const count = (c / groups) * h * w;
+        const hw = shapeConst(g, `${name}.hw`, [2, 3]);
+        const first = shapeConst(g, `${name}.n`, [0]);
+        const sum = (v: string, axes: string) =>
           g.node("ReduceSum", [v, axes], { attributes: { keepdims: { int: 0 } } })[0];
-        add(`${name}.scale`, sum(g.node("Mul", [d, xhat])[0]));
-        add(`${name}.shift`, sum(d));
-        const [dxhat] = g.node("Reshape", [
-          ...g.node("Mul", [d, gamma]),
-          shapeConst(g, `${name}.bgshape`, [batch, block.groups, -1]),
+        const sumD = sum(d, hw);
+        const sumDCentred = sum(g.node("Mul", [d, centred])[0], hw);
+        const invC = perChannel(g, name, "inv", invStd, c, groups, false);
+        const gamma = param(`${name}.scale`);
+        add(`${name}.scale`, sum(g.node("Mul", [invC, sumDCentred])[0], first));
+        add(`${name}.shift`, sum(sumD, first));
+        const grouped = shapeConst(g, `${name}.groups`, [0, groups, -1]);
+        const last = shapeConst(g, `${name}.last`, [2]);
+        const perCount = scalar(g, `${name}.bcount`, 1 / count);
+        const groupMean = (perSampleChannel: string) =>
+          g.node("Mul", [
+            ...g.node("ReduceSum", [
+              ...g.node("Reshape", [...g.node("Mul", [perSampleChannel, gamma]), grouped]),
+              last,
+            ], { attributes: { keepdims: { int: 1 } } }),
+            perCount,
+          ])[0];
+        const [negative] = g.node("Neg", [invStd]);
+        const [cube] = g.node("Mul", [negative, ...g.node("Mul", [invStd, invStd])]);
+        const image = shapeConst(g, `${name}.c11`, [0, c, 1, 1]);
+        const spread = (v: string) => g.node("Reshape", [v, image])[0];
+        const [aTerm] = g.node("Mul", [d, spread(g.node("Mul", [invC, gamma])[0])]);
+        const [bTerm] = g.node("Mul", [
+          centred,
+          perChannel(
+            g,
+            name,
+            "b",
+            g.node("Mul", [cube, groupMean(sumDCentred)])[0],
+            c,
+            groups,
+            true,
+          ),
         ]);
-        const mean = (v: string) =>
-          g.node("ReduceMean", [v], { attributes: { axes: ints([2]), keepdims: { int: 1 } } })[0];
-        const [inner] = g.node("Sub", [
-          ...g.node("Sub", [dxhat, mean(dxhat)]),
-          ...g.node("Mul", [xhatGrouped, mean(g.node("Mul", [dxhat, xhatGrouped])[0])]),
-        ]);
-        [d] = g.node("Reshape", [
-          ...g.node("Mul", [inner, invStd]),
-          shapeConst(g, `${name}.xshape`, [batch, ...shape]),
-        ]);
+        const cTerm = perChannel(
+          g,
+          name,
+          "c",
+          g.node("Mul", [negative, groupMean(sumD)])[0],
+          c,
+          groups,
+          true,
+        );
+        [d] = g.node("Add", [...g.node("Add", [aTerm, bTerm]), cTerm]);
         break;
       }
       case "silu": {
-        const s = saved.sigmoid;
-        const [slope] = g.node("Add", [
-          ...g.node("Mul", [x, ...g.node("Sub", [scalar(g, `${name}.one`, 1), s])]),
-          `${name}.one`,
+        // silu'(x) = s (1 + x - y) with s = sigmoid(x) and y = x s.
+        const [slope] = g.node("Mul", [
+          saved.sigmoid,
+          ...g.node("Add", [
+            ...g.node("Sub", [x, y]),
+            scalar(g, `${name}.one`, 1),
+          ]),
         ]);
-        [d] = g.node("Mul", [d, ...g.node("Mul", [s, slope])]);
+        [d] = g.node("Mul", [d, slope]);
         break;
       }
       case "upsample": {
@@ -617,6 +691,7 @@ function weightGrad(
     [xT] = g.node("Pad", [xT, shapeConst(g, `${name}.pads`, [0, 0, pad, pad, 0, 0, pad, pad])]);
   }
   const matrix = shapeConst(g, `${name}.cm`, [shape[0], -1]);
+  if (s === 1 && k > 1 && out[0] < shape[0]) return shiftedDyGrad(g, name, xT, matrix, dy, k, out);
   // A 1x1 stride-1 conv's only tap is the input itself: no Slice, so no slice constants either
   // (an unused initializer makes onnxruntime print a warning per session).
   const whole = k === 1 && s === 1;
@@ -649,5 +724,43 @@ function weightGrad(
   const product = shape[0] < STACK_MAX_CHANNELS ? gemm(concat(taps, 0)) : concat(taps.map(gemm), 1);
   return g.node("Transpose", [
     ...g.node("Reshape", [product, shapeConst(g, `${name}.wk`, [out[0], k, k, shape[0]])]),
+  ], { attributes: { perm: ints([0, 3, 1, 2]) } })[0];
+}
+
+/**
+ * The same sums for a stride-1 conv with fewer output than input channels (a U-Net decoder conv
+ * after its skip concat, the last conv to the image): shifting dy instead of x, each tap dy zero-
+ * padded to the padded input's frame so that the flattened [O, N Hp Wp] matrix lines up with x's,
+ * copies O instead of C channels per tap.
+ */
+function shiftedDyGrad(
+  g: GraphBuilder,
+  name: string,
+  xPadded: string,
+  matrix: string,
+  dy: string,
+  k: number,
+  out: ActShape,
+): string {
+  const [xMatrix] = g.node("Reshape", [xPadded, matrix]);
+  const [dyT] = g.node("Transpose", [dy], { attributes: { perm: ints([1, 0, 2, 3]) } });
+  const dyMatrix = shapeConst(g, `${name}.dm`, [out[0], -1]);
+  const taps: string[] = [];
+  for (let a = 0; a < k; a++) {
+    for (let b = 0; b < k; b++) {
+      const [framed] = g.node("Pad", [
+        dyT,
+        shapeConst(g, `${name}.dp${a}.${b}`, [0, 0, a, b, 0, 0, k - 1 - a, k - 1 - b]),
+      ]);
+      taps.push(
+        g.node("Gemm", [...g.node("Reshape", [framed, dyMatrix]), xMatrix], {
+          attributes: { transB: { int: 1 } },
+        })[0],
+      );
+    }
+  }
+  const [product] = g.node("Concat", taps, { attributes: { axis: { int: 1 } } });
+  return g.node("Transpose", [
+    ...g.node("Reshape", [product, shapeConst(g, `${name}.wk`, [out[0], k, k, -1])]),
   ], { attributes: { perm: ints([0, 3, 1, 2]) } })[0];
 }

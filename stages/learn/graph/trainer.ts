@@ -40,6 +40,27 @@ class OnnxEngine implements Engine {
     readonly inputShape: readonly number[],
   ) {}
 
+  /** The tensors over each double-buffered set of values, made once per set (a step swaps the
+   * sets, so two entries): wrapping hundreds of arrays anew every step costs milliseconds. */
+  readonly #bindings = new Map<
+    Values,
+    { feeds: Record<string, ort.Tensor>; fetches: Record<string, ort.Tensor> }
+  >();
+
+  #bind(current: Values, next: Values) {
+    let binding = this.#bindings.get(current);
+    if (!binding) {
+      binding = { feeds: {}, fetches: {} };
+      for (const [name, v] of current) {
+        const shape = [...this.shapes.get(name)!];
+        binding.feeds[name] = new ort.Tensor("float32", v, shape);
+        binding.fetches[`${name}:out`] = new ort.Tensor("float32", next.get(name)!, shape);
+      }
+      this.#bindings.set(current, binding);
+    }
+    return binding;
+  }
+
   async run(
     x: Float32Array,
     current: Values,
@@ -47,19 +68,16 @@ class OnnxEngine implements Engine {
     scalars: Record<string, number>,
     extra: Record<string, Float32Array>,
   ): Promise<{ loss: number; y: Float32Array }> {
+    const binding = this.#bind(current, next);
     const feeds: Record<string, ort.Tensor> = {
+      ...binding.feeds,
       x: new ort.Tensor("float32", x, [...this.inputShape]),
     };
     for (const { name, shape } of this.graph.inputs) {
       if (!extra[name]) throw new Error(`trainer: loss input ${name} missing`);
       feeds[name] = new ort.Tensor("float32", extra[name], [...shape]);
     }
-    const fetches: Record<string, ort.Tensor | null> = { loss: null, y: null };
-    for (const [name, v] of current) {
-      const shape = [...this.shapes.get(name)!];
-      feeds[name] = new ort.Tensor("float32", v, shape);
-      fetches[`${name}:out`] = new ort.Tensor("float32", next.get(name)!, shape);
-    }
+    const fetches: Record<string, ort.Tensor | null> = { ...binding.fetches, loss: null, y: null };
     for (const s of this.graph.scalars) {
       if (!(s in scalars)) throw new Error(`trainer: scalar input ${s} missing`);
       feeds[s] = new ort.Tensor("float32", Float32Array.of(scalars[s]), []);
