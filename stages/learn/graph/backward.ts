@@ -638,9 +638,10 @@ export function emitBackward(
 }
 
 // Per-layer formulations, chosen by measurement (BENCHMARKS.md, "training step: formulations";
-// onnxruntime 1.30, 1 and 2 threads): the input gradient of a stride-1 conv that keeps its channel
-// count (every ResNet-18 body conv) is a Conv by the flipped, transposed kernel, which beats
-// ConvTranspose there by 10-20 %, while ConvTranspose wins where the channel count changes (the
+// onnxruntime 1.30, 1 and 2 threads): the input gradient of a stride-1 conv that keeps or shrinks
+// its channel count (every ResNet-18 body conv, a U-Net decoder conv after its skip concat) is a
+// Conv by the flipped, transposed kernel, which beats ConvTranspose there by 10-20 % (and 4x on
+// the tiny U-Net's 48-to-16 conv at 28x28), while ConvTranspose wins where the count grows (the
 // small CNN). The weight gradient is GEMMs over shifted copies of the input: one GEMM per kernel
 // tap, or one GEMM over all taps stacked (im2col) for inputs of few channels; both beat the
 // swapped-axes conv, which onnxruntime runs unblocked, by 1.3-2x.
