@@ -57,6 +57,47 @@ export function isConnectionError(e: unknown): boolean {
   return e instanceof Error && !(e instanceof ErrorReply);
 }
 
+/** Environment variables naming the PEM files of a rediss:// connection (README, "Security"). */
+export const TLS_FILES = {
+  ca: "SIA_REDIS_CA",
+  cert: "SIA_REDIS_CERT",
+  key: "SIA_REDIS_KEY",
+} as const;
+
+/**
+ * The TLS files a rediss:// URL connects with: a private CA to trust (besides the system's and
+ * DENO_CERT's), and a client certificate and key for a server that verifies clients
+ * (redis-server's `tls-auth-clients yes`, its default). Each is read once, a missing file is one
+ * line naming the variable.
+ */
+function tlsFiles(url: string): Record<string, string> {
+  if (!url.startsWith("rediss:")) return {};
+  const files: Record<string, string> = {};
+  for (const [option, variable] of Object.entries(TLS_FILES)) {
+    const path = Deno.env.get(variable);
+    if (!path) continue;
+    try {
+      files[option] = Deno.readTextFileSync(path);
+    } catch (e) {
+      throw new SiaError(`${variable}=${path}: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  if (!files.cert !== !files.key) {
+    throw new SiaError(`${TLS_FILES.cert} and ${TLS_FILES.key} go together: set both or neither`);
+  }
+  return files;
+}
+
+/** A certificate problem: say which file would solve it. */
+function tlsHint(message: string): string {
+  if (/certificate ?required/i.test(message)) {
+    return ` (the server verifies clients: set ${TLS_FILES.cert} and ${TLS_FILES.key})`;
+  }
+  return /certificate|self[- ]signed|unable to verify|CERT_/i.test(message)
+    ? ` (a private CA: set ${TLS_FILES.ca}=CA.pem)`
+    : "";
+}
+
 /** Connects, or throws one line naming the redacted URL and the problem. */
 export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
   checkRedisUrl(url);
@@ -64,9 +105,11 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
   const reconnectMs = (options.reconnectSeconds ?? 60) * 1000;
   let ready = false;
   let lostAt = 0;
+  const tls = tlsFiles(url);
   const client = createClient({
     url,
     socket: {
+      ...(Object.keys(tls).length > 0 ? { tls: true as const, ...tls } : {}),
       // Before the first connection: fail fast (a wrong host or port is a user's mistake). After
       // it: keep trying for reconnectSeconds, so a restarted Redis picks up where it was.
       reconnectStrategy: (retries, cause) => {
@@ -93,10 +136,25 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     lostAt = 0;
     reported = false;
   });
+  // A TLS alert after the handshake (a server that wants a client certificate) surfaces in Deno's
+  // node:tls as an uncaught error, not on the client: while connecting it becomes the failure.
+  let refused: (e: unknown) => void = () => {};
+  const alert = new Promise<never>((_, reject) => refused = reject);
+  const onUncaught = (event: ErrorEvent) => {
+    if (!/alert|certificate|tls/i.test(String(event.error?.message ?? event.message))) return;
+    event.preventDefault();
+    refused(event.error);
+  };
+  globalThis.addEventListener("error", onUncaught);
   try {
-    await client.connect();
-    // Without a password the connection opens and the first command is refused: ask now.
-    await client.ping();
+    await Promise.race([
+      (async () => {
+        await client.connect();
+        // Without a password the connection opens and the first command is refused: ask now.
+        await client.ping();
+      })(),
+      alert,
+    ]);
   } catch (e) {
     if (client.isOpen) client.destroy();
     if (e instanceof SiaError) throw e;
@@ -104,7 +162,11 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
       throw new SiaError(`${shown}: authentication failed (wrong or missing password)`);
     }
     const message = e instanceof Error ? e.message : String(e);
-    throw new SiaError(`${shown}: cannot connect (${message.replaceAll(url, shown)})`);
+    throw new SiaError(
+      `${shown}: cannot connect (${message.replaceAll(url, shown)})${tlsHint(message)}`,
+    );
+  } finally {
+    globalThis.removeEventListener("error", onUncaught);
   }
   return client;
 }

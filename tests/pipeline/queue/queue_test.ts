@@ -2,8 +2,8 @@
 // port: two workers give the bytes of a local run (each seed's pool made once over both), a worker
 // killed mid-cell has its cell finished by the other and counted once, a Redis restart mid-run
 // (append-only file on) loses no finished result, a cell that always throws ends in the
-// dead-letter stream and the run names it, and a wrong password or a queue whose config hash
-// differs is refused with one line.
+// dead-letter stream and the run names it, a wrong password or a queue whose config hash differs
+// is refused with one line, and the same holds over TLS with verified clients.
 
 import assert from "node:assert/strict";
 import { createClient } from "redis";
@@ -11,7 +11,7 @@ import { SiaError } from "../../../core/errors.ts";
 import { runExperiment } from "../../../pipeline/experiments/run.ts";
 import { runQueued } from "../../../pipeline/queue/coordinator.ts";
 import type { QueueStats } from "../../../pipeline/queue/coordinator.ts";
-import { redactUrl } from "../../../pipeline/queue/redis.ts";
+import { redactUrl, TLS_FILES } from "../../../pipeline/queue/redis.ts";
 import { makeMeta, resolveQueue, siaVersion } from "../../../pipeline/queue/protocol.ts";
 import { EXPERIMENTS } from "../../../pipeline/experiments/registry.ts";
 import { POOL_CODEC } from "../../../pipeline/experiments/shared.ts";
@@ -330,6 +330,52 @@ Deno.test("a wrong password is one line and exit 1, and the password is not in i
     assert.equal(help.code, 0);
     for (const flag of ["--redis", "--name", "--queue", "--help"]) {
       assert.ok(help.stdout.includes(flag), flag);
+    }
+  });
+});
+
+Deno.test("over TLS with clients verified: a local run's bytes; an untrusted or plain link is one line", async () => {
+  const password = "tls-pa55";
+  await withRedis({ password, tls: true }, async (server, dir) => {
+    const { ca, cert, key } = server.tls!;
+    const untrusted = await runCli(["worker", "--redis", server.url]);
+    assertOneLineError(untrusted, 1, `(a private CA: set ${TLS_FILES.ca}=CA.pem)`);
+    assert.match(
+      untrusted.stderr,
+      /rediss:\/\/\*\*\*@127\.0\.0\.1:\d+: cannot connect \(.*certificate/,
+    );
+    try {
+      Deno.env.set(TLS_FILES.ca, ca);
+      // The server verifies clients (tls-auth-clients yes): no certificate, no connection.
+      assertOneLineError(
+        await runCli(["worker", "--redis", server.url]),
+        1,
+        `(the server verifies clients: set ${TLS_FILES.cert} and ${TLS_FILES.key})`,
+      );
+      Deno.env.set(TLS_FILES.cert, cert);
+      assertOneLineError(
+        await runCli(["worker", "--redis", server.url]),
+        1,
+        `${TLS_FILES.cert} and ${TLS_FILES.key} go together`,
+      );
+      Deno.env.set(TLS_FILES.key, key);
+      const raw = toyRaw(`${dir}/queued`);
+      await runExperiment(toy, toy.resolve({ ...raw, out: { dir: `${dir}/local` } }), quiet);
+      const worker = startWorker(server.url, "w1");
+      const log: string[] = [];
+      try {
+        await coordinate(server, raw, log);
+      } finally {
+        assert.equal(await worker.stop(), 130);
+      }
+      assert.deepEqual(await results(`${dir}/queued`), await results(`${dir}/local`));
+      assert.ok(![...log, worker.log()].some((line) => line.includes(password)));
+      // Plain text to the TLS port fails in one line instead of hanging.
+      const plain = await runCli(["worker", "--redis", server.url.replace("rediss:", "redis:")]);
+      assertOneLineError(plain, 1, "cannot connect");
+      assert.ok(!plain.stderr.includes(password));
+    } finally {
+      for (const variable of Object.values(TLS_FILES)) Deno.env.delete(variable);
     }
   });
 });
