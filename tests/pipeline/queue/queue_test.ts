@@ -345,6 +345,12 @@ Deno.test("over TLS with clients verified: a local run's bytes; an untrusted or 
       /rediss:\/\/\*\*\*@127\.0\.0\.1:\d+: cannot connect \(.*certificate/,
     );
     try {
+      // Deno's process-wide DENO_CERT trusts the CA too (README): past the server's certificate,
+      // the client's is what is missing.
+      Deno.env.set("DENO_CERT", ca);
+      const viaDenoCert = await runCli(["worker", "--redis", server.url]);
+      Deno.env.delete("DENO_CERT");
+      assertOneLineError(viaDenoCert, 1, "(the server verifies clients:");
       Deno.env.set(TLS_FILES.ca, ca);
       // The server verifies clients (tls-auth-clients yes): no certificate, no connection.
       assertOneLineError(
