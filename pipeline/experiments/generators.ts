@@ -24,6 +24,7 @@ import { describeSection, resolveSection, suggestion } from "../../core/schema.t
 import type { Resolved, Section } from "../../core/schema.ts";
 import { mannWhitneyZ } from "../../core/stats.ts";
 import { classifier } from "../../stages/learn/classifier.ts";
+import { shiftImages } from "../../stages/augment/shift.ts";
 import { cosineWithWarmup } from "../../stages/learn/graph/schedules.ts";
 import { subset } from "../../stages/load/dataset.ts";
 import { closeness } from "../../stages/sink/summary.ts";
@@ -56,6 +57,13 @@ export const GENERATORS_SECTION = {
   },
   denoiseImages: { type: "int", min: 1, default: 50, doc: "held-out images it averages over" },
   classifierSteps: { type: "int", min: 1, default: 300, doc: "training steps of the classifier" },
+  classifierShift: {
+    type: "int",
+    min: 0,
+    max: 4,
+    default: 0,
+    doc: "the classifier's light augmentation: random shifts up to this many pixels (0: none)",
+  },
   gridSide: { type: "int", min: 1, default: 10, doc: "the sample grid image is side x side" },
 } as const satisfies Section;
 
@@ -245,7 +253,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
         }
         // Decayed to 0, as Tables 1/2's: batch norm's running statistics fit the final weights.
         await model.step(
-          x,
+          shiftImages(x, [32, h, w, ch], c.classifierShift, config.seed, step),
           y,
           cosineWithWarmup(step, { base: 0.01, warmup: 0, total: c.classifierSteps }),
         );
@@ -350,7 +358,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
         fixed(r.denoiseError ?? undefined, 4),
         fixed(r.nearest, 3),
         fixed(r.fidelity === null ? undefined : 100 * r.fidelity, 1),
-        entry ? String(entry.params.p ?? entry.params.draws ?? "-") : "-",
+        entry ? String(r.facts.p ?? entry.params.p ?? entry.params.draws ?? "-") : "-",
         fixed(r.seconds, 1),
         typeof nfe === "number" ? nfe : "-",
         typeof pre === "number" ? fixed(pre, 1) : "-",
@@ -367,7 +375,8 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
       `against T; Z = Mann-Whitney z of the samples' NN distances to T against H's (negative: ` +
       `closer than fresh data); denoising error = mean squared error per pixel of m~(beta h + ` +
       `sigma z) against h over ${c.denoiseImages} images of H; class fidelity = share labelled ` +
-      `with their class by a small CNN trained on T (${c.classifierSteps} steps; accuracy on H: ` +
+      `with their class by a small CNN trained on T (${c.classifierSteps} steps, shifts up to ` +
+      `${c.classifierShift} px; accuracy on H: ` +
       `${accuracy}); d = ${d}; P / M = the kernel's features or fields, the smoothing's draws; ` +
       `seconds = wall time of making the samples on this machine, precompute included; sample grids in grids/.`;
     const md = ["# Generators compared", "", note, "", markdownTable(header, rows), ""].join("\n");
