@@ -331,12 +331,13 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
         what: `the ${dataset} flow on T (${train.shape[0]} images)`,
       }, context);
       facts.precomputeSeconds = (performance.now() - t0) / 1000;
-      facts.model = sha256;
       const where = `flow.sample`;
       const params = flowSampleParams(spec, model, where);
       const pool = await makePool("onnx-flow", params, train, c.samples, config.seed, where, (
         f,
       ) => Object.assign(facts, f));
+      // After the pool's own facts (which name the model by path): the model by content.
+      facts.modelSha256 = sha256;
       images = pool.images;
       labels = pool.labels;
     } else {
