@@ -35,6 +35,11 @@ Deno.test("scattering: 1 + J L + L^2 J (J-1)/2 channels, 81 on a 7 x 7 grid at J
   assert.equal(scatteringChannels(2, 8), 81);
   assert.equal(scatteringChannels(1, 8), 9);
   assert.equal(scatteringChannels(3, 4), 1 + 12 + 16 * 3);
+  // 28 is not a multiple of 2^3: one line naming the option, not a ragged grid.
+  assert.throws(
+    () => new Scattering(28, 28, 3, 8),
+    /generate\.params\.scales: 28 x 28 .* 2\^J = 8/,
+  );
   const s = new Scattering(28, 28, 2, 8);
   const x = await digit();
   const maps = s.transform(x);
