@@ -10,6 +10,9 @@
 //   NN distance      mean distance of a sample to its nearest training image
 //   class fidelity   share of samples a small CNN trained on T labels with their class
 //   cost             wall seconds of the pool (precompute included), the stage's NFE and facts
+// and, when the config has a `flow` ({ train, sample }), a `trained-flow` row: a train-flow
+// velocity network trained on T alone (per data set, memoised by content: trained_flow.ts) and
+// sampled through onnx-flow, scored with the same columns (its training time is its precompute);
 // plus a grid image of the first samples per cell. Calibration (sigma_s by hand, P(t) and eta by
 // each stage's own held-out share of T) never touches H.
 
@@ -24,6 +27,7 @@ import { describeSection, resolveSection, suggestion } from "../../core/schema.t
 import type { Resolved, Section } from "../../core/schema.ts";
 import { mannWhitneyZ } from "../../core/stats.ts";
 import { classifier } from "../../stages/learn/classifier.ts";
+import { shiftImages } from "../../stages/augment/shift.ts";
 import { cosineWithWarmup } from "../../stages/learn/graph/schedules.ts";
 import { subset } from "../../stages/load/dataset.ts";
 import { closeness } from "../../stages/sink/summary.ts";
@@ -38,6 +42,8 @@ import {
   TOP_KEYS,
 } from "./shared.ts";
 import type { GeneratorEntry } from "./shared.ts";
+import { flowSampleParams, flowSpecFields, resolveFlowSpec, trainedFlow } from "./trained_flow.ts";
+import type { FlowSpec } from "./trained_flow.ts";
 import { csvTable, fixed, markdownTable, writeTables } from "./tables.ts";
 
 const DATASETS = ["mnist", "fashion-mnist"] as const;
@@ -56,6 +62,13 @@ export const GENERATORS_SECTION = {
   },
   denoiseImages: { type: "int", min: 1, default: 50, doc: "held-out images it averages over" },
   classifierSteps: { type: "int", min: 1, default: 300, doc: "training steps of the classifier" },
+  classifierShift: {
+    type: "int",
+    min: 0,
+    max: 4,
+    default: 0,
+    doc: "the classifier's light augmentation: random shifts up to this many pixels (0: none)",
+  },
   gridSide: { type: "int", min: 1, default: 10, doc: "the sample grid image is side x side" },
 } as const satisfies Section;
 
@@ -65,6 +78,8 @@ export interface GeneratorsConfig {
   readonly data: Resolved<typeof DATA_SECTION>;
   readonly compare: Resolved<typeof GENERATORS_SECTION>;
   readonly generators: Record<string, GeneratorEntry>;
+  /** The trained-flow row's training and sampling options; null: no such row. */
+  readonly flow: FlowSpec | null;
   readonly out: { dir: string };
 }
 
@@ -96,9 +111,10 @@ interface Shared {
 
 const list = (text: string) => text.split(",").map((s) => s.trim()).filter((s) => s);
 const HELD_OUT = "held-out";
+const TRAINED_FLOW = "trained-flow";
 
 export function resolveGeneratorsConfig(raw: Record<string, unknown>): GeneratorsConfig {
-  const top = [...TOP_KEYS, "compare", "generators"];
+  const top = [...TOP_KEYS, "compare", "generators", "flow"];
   for (const key of Object.keys(raw)) {
     if (!top.includes(key)) throw keyError(key, `unknown key${suggestion(key, top)}`);
   }
@@ -113,6 +129,12 @@ export function resolveGeneratorsConfig(raw: Record<string, unknown>): Generator
     true,
   );
   if (HELD_OUT in generators) throw keyError(`generators.${HELD_OUT}`, "is the null's name");
+  const flow = raw.flow === undefined || raw.flow === null
+    ? null
+    : resolveFlowSpec(raw.flow, "flow.");
+  if (flow && TRAINED_FLOW in generators) {
+    throw keyError(`generators.${TRAINED_FLOW}`, "is the flow row's name (set by the flow key)");
+  }
   const out = (raw.out ?? {}) as Record<string, unknown>;
   if (typeof out.dir !== "string" || !out.dir) throw keyError("out.dir", "no output directory");
   return {
@@ -121,6 +143,7 @@ export function resolveGeneratorsConfig(raw: Record<string, unknown>): Generator
     data: resolveSection(DATA_SECTION, raw.data, "data."),
     compare,
     generators,
+    flow,
     out: { dir: out.dir },
   };
 }
@@ -191,13 +214,21 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
   fields(raw) {
     const fields = commonFields();
     for (const [k, f] of Object.entries(GENERATORS_SECTION)) fields[`compare.${k}`] = f;
-    return { ...fields, ...labelledGeneratorFields(raw.generators, {}) };
+    return {
+      ...fields,
+      ...flowSpecFields("flow."),
+      ...labelledGeneratorFields(raw.generators, {}),
+    };
   },
   outDir: (config) => config.out.dir,
   grid: (config) =>
     product({
       dataset: list(config.compare.datasets),
-      generator: [HELD_OUT, ...Object.keys(config.generators)],
+      generator: [
+        HELD_OUT,
+        ...Object.keys(config.generators),
+        ...(config.flow ? [TRAINED_FLOW] : []),
+      ],
     }),
   identity(config, key) {
     const { datasets: _, gridSide: __, ...compare } = config.compare;
@@ -207,6 +238,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
       data: config.data,
       compare,
       generator: label === HELD_OUT ? null : config.generators[label],
+      flow: label === TRAINED_FLOW ? config.flow : undefined,
     };
   },
   cost: () => 1,
@@ -245,7 +277,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
         }
         // Decayed to 0, as Tables 1/2's: batch norm's running statistics fit the final weights.
         await model.step(
-          x,
+          shiftImages(x, [32, h, w, ch], c.classifierShift, config.seed, step),
           y,
           cosineWithWarmup(step, { base: 0.01, warmup: 0, total: c.classifierSteps }),
         );
@@ -281,6 +313,33 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
       const n = Math.min(c.samples, hidden.shape[0]);
       images = hidden.images.slice(0, n * d);
       labels = hidden.labels.slice(0, n);
+    } else if (label === TRAINED_FLOW) {
+      const spec = config.flow!;
+      const { model, sha256 } = await trainedFlow({
+        spec,
+        seed: config.seed,
+        data: { train, test: null },
+        dataConfig: { ...config.data, source: dataset },
+        identity: {
+          data: config.data,
+          dataset,
+          seed: config.seed,
+          train: c.train,
+          flow: spec.train,
+        },
+        outDir: config.out.dir,
+        what: `the ${dataset} flow on T (${train.shape[0]} images)`,
+      }, context);
+      facts.precomputeSeconds = (performance.now() - t0) / 1000;
+      const where = `flow.sample`;
+      const params = flowSampleParams(spec, model, where);
+      const pool = await makePool("onnx-flow", params, train, c.samples, config.seed, where, (
+        f,
+      ) => Object.assign(facts, f));
+      // After the pool's own facts (which name the model by path): the model by content.
+      facts.modelSha256 = sha256;
+      images = pool.images;
+      labels = pool.labels;
     } else {
       const entry = config.generators[label];
       const where = `generators.${label}`;
@@ -291,7 +350,7 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
       labels = pool.labels;
     }
     const seconds = (performance.now() - t0) / 1000;
-    if (label !== HELD_OUT) {
+    if (label !== HELD_OUT && label !== TRAINED_FLOW) {
       const entry = config.generators[label];
       denoise = await denoiseError(entry, train, hidden, c.denoiseT, c.denoiseImages, config.seed);
     }
@@ -344,13 +403,13 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
       return [
         String(key.dataset),
         label === HELD_OUT ? "held-out real (null)" : label,
-        entry ? entry.stage : "-",
+        entry ? entry.stage : label === TRAINED_FLOW ? "onnx-flow" : "-",
         fixed(100 * r.copyRate, 1),
         fixed(r.z, 2),
         fixed(r.denoiseError ?? undefined, 4),
         fixed(r.nearest, 3),
         fixed(r.fidelity === null ? undefined : 100 * r.fidelity, 1),
-        entry ? String(entry.params.p ?? entry.params.draws ?? "-") : "-",
+        entry ? String(r.facts.p ?? entry.params.p ?? entry.params.draws ?? "-") : "-",
         fixed(r.seconds, 1),
         typeof nfe === "number" ? nfe : "-",
         typeof pre === "number" ? fixed(pre, 1) : "-",
@@ -367,7 +426,8 @@ export const generators = defineExperiment<GeneratorsConfig, Shared, GeneratorsC
       `against T; Z = Mann-Whitney z of the samples' NN distances to T against H's (negative: ` +
       `closer than fresh data); denoising error = mean squared error per pixel of m~(beta h + ` +
       `sigma z) against h over ${c.denoiseImages} images of H; class fidelity = share labelled ` +
-      `with their class by a small CNN trained on T (${c.classifierSteps} steps; accuracy on H: ` +
+      `with their class by a small CNN trained on T (${c.classifierSteps} steps, shifts up to ` +
+      `${c.classifierShift} px; accuracy on H: ` +
       `${accuracy}); d = ${d}; P / M = the kernel's features or fields, the smoothing's draws; ` +
       `seconds = wall time of making the samples on this machine, precompute included; sample grids in grids/.`;
     const md = ["# Generators compared", "", note, "", markdownTable(header, rows), ""].join("\n");

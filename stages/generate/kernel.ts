@@ -11,6 +11,8 @@
 //           the training set, with eta fitted on pairs from a held-out split (fitted on the fields'
 //           own data the least squares would select the memorizing full-data field). Per NFE the
 //           P fields cost one exact field of the whole set, N d.
+//   wavelet phi_i = a scattering channel's mean over the image (scattering.ts): P = 81 for J = 2,
+//           L = 8 whatever d, gradients exact by the transform's backward pass.
 // Sampling: the SDE dX = (b + D s) dt + sqrt(2 D) dW with the paper's optimal D*_t = alpha w / beta
 // (w = alpha beta' - alpha' beta; infinite at t = 0, zero at t = 1) and s from the exact drift-score
 // relation, which makes the drift 2 b - (beta' / beta) X. In beta X it reads d(beta X) = 2 beta b dt
@@ -28,13 +30,14 @@ import { defineGenerator } from "../../core/stage.ts";
 import type { GeneratorContext } from "../../core/stage.ts";
 import type { Resolved } from "../../core/schema.ts";
 import { denoiserFrom } from "./interpolant/prediction.ts";
+import { scatteringChannels, scatteringFeatures } from "./scattering.ts";
 import { classGroups, groupByLabel } from "../load/dataset.ts";
 import { exactDenoise } from "./interpolant/field.ts";
 import type { Points } from "./interpolant/field.ts";
 import { interpolant, SCHEDULES } from "./interpolant/schedule.ts";
 import type { Coefficients, Interpolant } from "./interpolant/schedule.ts";
 
-export const FEATURE_MAPS = ["fields", "rff"] as const;
+export const FEATURE_MAPS = ["fields", "rff", "wavelet"] as const;
 
 const params = {
   schedule: { type: "enum", values: SCHEDULES, default: "linear", doc: "alpha, beta family" },
@@ -43,9 +46,12 @@ const params = {
     type: "enum",
     values: FEATURE_MAPS,
     default: "fields",
-    doc: "fields: closed-form fields of disjoint subsets; rff: random Fourier features",
+    doc: "fields: closed-form fields of disjoint subsets; rff: random Fourier features; " +
+      "wavelet: scattering moduli averaged over the image (P = 1 + J L + L^2 J (J - 1) / 2)",
   },
   p: { type: "int", min: 1, default: 8, doc: "P: fields (disjoint subsets) or Fourier features" },
+  scales: { type: "int", min: 1, max: 4, default: 2, doc: "wavelet: J, scales 2^0 .. 2^(J-1)" },
+  orientations: { type: "int", min: 1, max: 16, default: 8, doc: "wavelet: L orientations" },
   bandwidth: {
     type: "number",
     above: 0,
@@ -282,6 +288,14 @@ function fitClass(
     const scale = p.bandwidth ?? Math.sqrt(d) / 2;
     features = fourierFeatures(p.p, d, scale, new Rng(seed, "kernel-rff"));
     fitData = pointsAt(train, positions);
+  } else if (p.features === "wavelet") {
+    if (train.shape[3] !== 1) {
+      throw new SiaError(
+        `generate.params.features: wavelet needs one channel, not ${train.shape[3]}`,
+      );
+    }
+    features = scatteringFeatures(train.shape[1], train.shape[2], p.scales, p.orientations);
+    fitData = pointsAt(train, positions);
   } else {
     const order = Array.from(rng.permutation(positions.length), (i) => positions[i]);
     const held = Math.round(p.holdout * order.length);
@@ -313,7 +327,15 @@ export const kernel = defineGenerator({
     const d = imageSize(train.shape);
     const grid = Float64Array.from({ length: p.steps + 1 }, (_, k) => k / p.steps);
     let precomputeSeconds = 0;
-    context.report({ features: p.features, p: p.p, pairs: p.pairs, nfePerSample: p.steps });
+    const featureCount = p.features === "wavelet"
+      ? scatteringChannels(p.scales, p.orientations)
+      : p.p;
+    context.report({
+      features: p.features,
+      p: featureCount,
+      pairs: p.pairs,
+      nfePerSample: p.steps,
+    });
 
     /** The feature map and eta grid of one class, fitted on first use. */
     const fits = new Map<number, { features: FeatureMap; etas: Float64Array[] }>();

@@ -2,7 +2,8 @@
 // below 0) where the held-out null does not; smoothed at sigma_s = 0 is the closed form, metric for
 // metric; a patch mosaic creates (no copies); every table file and sample grid is written, and a
 // rerun reports the same table from the stored cells; the new stages are columns of Tables 1/2
-// and arms of Table 3 by config.
+// and arms of Table 3 by config; the trained-flow row trains on T alone, once per data set, and a
+// cell recomputed from the stored model gives the same metrics without training again.
 
 import assert from "node:assert/strict";
 import { generators, resolveGeneratorsConfig } from "../../../pipeline/experiments/generators.ts";
@@ -11,6 +12,7 @@ import { runExperiment } from "../../../pipeline/experiments/run.ts";
 import type { StoredCell } from "../../../pipeline/experiments/experiment.ts";
 import { resolveTable3Config } from "../../../pipeline/experiments/table3.ts";
 import { resolveTables12Config } from "../../../pipeline/experiments/tables12.ts";
+import { sha256Hex } from "../../../core/files.ts";
 import { PNG_SIGNATURE } from "../../../core/plot/png.ts";
 import { listNames, withTempDir } from "../../_shared.ts";
 
@@ -114,4 +116,61 @@ Deno.test("smoothed, mosaic and kernel are Table 3 arms and Tables 1/2 columns b
     "kernel",
   ]);
   assert.equal(t12.generators["my-kernel"].params.p, 2);
+});
+
+Deno.test("generators: the trained-flow row trains on T alone, once, and reruns to the same cell", async () => {
+  await withTempDir(async (dir) => {
+    const raw = {
+      experiment: "generators",
+      data: { balanced: true },
+      compare: {
+        datasets: "mnist",
+        train: 40,
+        hidden: 20,
+        samples: 6,
+        denoiseImages: 2,
+        classifierSteps: 5,
+        gridSide: 2,
+      },
+      generators: { noise: { generator: "noise", params: {} } },
+      flow: {
+        train: { steps: 3, batch: 8, every: 3, evalEvery: 3 },
+        sample: { sampler: "ode", steps: 2 },
+      },
+      out: { dir },
+    };
+    assert.throws(
+      () =>
+        resolveGeneratorsConfig({
+          ...raw,
+          generators: { "trained-flow": { generator: "noise", params: {} } },
+        }),
+      /generators\.trained-flow: is the flow row's name/,
+    );
+    const config = resolveGeneratorsConfig(raw);
+    const lines: string[] = [];
+    const run = async () =>
+      (await runExperiment(generators, config, {
+        log: (line) => lines.push(line),
+        print: () => {},
+      }) as StoredCell<GeneratorsCell>[]).find((c) => c.key.generator === "trained-flow")!.result;
+    const first = await run();
+    const [flow] = await listNames(`${dir}/flows`);
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/flows/${flow}/train.json`));
+    // Trained on T's 40 images, not the whole split; its samples carry no class (unconditional).
+    assert.equal(record.data.images, 40);
+    assert.equal(first.fidelity, null);
+    assert.equal(first.denoiseError, null);
+    assert.equal(first.samples, 6);
+    assert.equal(
+      first.facts.modelSha256,
+      await sha256Hex(await Deno.readFile(`${dir}/flows/${flow}/flow.onnx`)),
+    );
+    // The cell recomputed from the stored model: no second training, the same metrics.
+    await Deno.remove(`${dir}/progress/mnist__trained-flow.json`);
+    lines.length = 0;
+    const again = await run();
+    assert.ok(!lines.some((l) => l.includes("training the mnist flow")), lines.join("\n"));
+    for (const k of ["copyRate", "z", "nearest"] as const) assert.equal(again[k], first[k], k);
+  });
 });

@@ -125,13 +125,19 @@ Deno.test("kernel: the D* trapezoid reaches a Gaussian target N(mu, s^2) from t 
 
 Deno.test("kernel stage: same bytes whatever the batching; too small a class is one line", async () => {
   const train = subset(loadEmbeddedMnist(), 80, true, 2);
-  for (const features of ["fields", "rff"]) {
-    const params = { features, p: 3, pairs: 16, steps: 6 };
+  const cases = [
+    { features: "fields", p: 3, pairs: 16, steps: 6 },
+    { features: "rff", p: 3, pairs: 16, steps: 6 },
+    // The wavelet map at J = 1, L = 2 (P = 3 channels), small enough for a quick fit.
+    { features: "wavelet", scales: 1, orientations: 2, pairs: 4, steps: 6 },
+  ];
+  for (const params of cases) {
     const a = await generate(params, train, 20, 20, 4, kernel);
     const b = await generate(params, train, 20, 7, 4, kernel);
     assert.deepEqual(new Uint8Array(a.images.buffer), new Uint8Array(b.images.buffer));
     assert.ok(a.images.every(Number.isFinite));
     assert.equal(a.facts.nfePerSample, 6);
+    assert.equal(a.facts.p, 3);
   }
   await assert.rejects(
     () => generate({ p: 20, steps: 2 }, train, 4, 4, 0, kernel),
