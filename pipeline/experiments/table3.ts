@@ -36,17 +36,16 @@ import { closeness } from "../../stages/sink/summary.ts";
 import type { Batch, Dataset } from "../../core/batch.ts";
 import { imageSize } from "../../core/batch.ts";
 import { keyError } from "../../core/errors.ts";
-import { atomicWrite, sha256Hex } from "../../core/files.ts";
+import { sha256Hex } from "../../core/files.ts";
 import { describeSection, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Resolved, Section } from "../../core/schema.ts";
 import type { Paired } from "../../core/stats.ts";
 import { DATA_SECTION, generatorStage } from "../config.ts";
 import { Credits, paced } from "../flow.ts";
-import { FLOW_SECTION, trainFlow } from "../train_flow.ts";
 import { difference, findGroup, formatDifference, groupCells } from "./aggregate.ts";
 import type { Group } from "./aggregate.ts";
 import { barChart, writeDrawing } from "./charts.ts";
-import { cellFileName, configHash, defineExperiment, product } from "./experiment.ts";
+import { cellFileName, defineExperiment, product } from "./experiment.ts";
 import type { CellContext, CellKey, Codec, StoredCell } from "./experiment.ts";
 import { drawBatch, realShare } from "./mix.ts";
 import {
@@ -59,6 +58,16 @@ import {
   TOP_KEYS,
 } from "./shared.ts";
 import { csvTable, markdownTable, writeTables } from "./tables.ts";
+import {
+  FLOW_TRAIN_KEYS,
+  flowSampleParams,
+  flowSpecFields,
+  joinParts,
+  resolveFlowSpec,
+  splitParts,
+  trainedFlow,
+} from "./trained_flow.ts";
+import type { FlowSpec } from "./trained_flow.ts";
 
 export const LEARNERS = ["simclr", "moco", "simsiam", "swav"] as const;
 
@@ -112,32 +121,6 @@ export const TABLE3_SECTION = {
   },
 } as const satisfies Section;
 
-/** The train-flow options the trained-flow arm takes (its seed and data are the table's). */
-const FLOW_TRAIN_KEYS = [
-  "preset",
-  "steps",
-  "batch",
-  "lr",
-  "warmup",
-  "ema",
-  "clip",
-  "target",
-  "schedule",
-  "gamma",
-  "efmExtra",
-  "every",
-  "evalEvery",
-] as const;
-export const FLOW_TRAIN_SECTION = Object.fromEntries(
-  FLOW_TRAIN_KEYS.map((k) => [k, FLOW_SECTION[k]]),
-) as { [K in (typeof FLOW_TRAIN_KEYS)[number]]: (typeof FLOW_SECTION)[K] };
-
-/** The onnx-flow options of the trained flow's pool (its model is the trained one). */
-function flowSampleSection(): Section {
-  const { model: _, contract: __, ...rest } = generatorStage("onnx-flow").params;
-  return rest;
-}
-
 export const TRAINED_FLOW_ARM = "generated:trained-flow";
 
 export interface Table3Config {
@@ -150,10 +133,7 @@ export interface Table3Config {
   /** The noised arm's noise parameters. */
   readonly noise: Resolved<Section>;
   /** The trained-flow arm: train-flow options and onnx-flow sampling options; null for none. */
-  readonly flow: {
-    readonly train: Resolved<typeof FLOW_TRAIN_SECTION>;
-    readonly sample: Resolved<Section>;
-  } | null;
+  readonly flow: FlowSpec | null;
   readonly out: { dir: string };
 }
 
@@ -224,14 +204,6 @@ export function resolveTable3Config(raw: Record<string, unknown>): Table3Config 
   if (typeof out.dir !== "string" || !out.dir) {
     throw keyError("out.dir", "no output directory given");
   }
-  const flowRaw = (raw.flow ?? null) as Record<string, unknown> | null;
-  if (flowRaw !== null) {
-    for (const key of Object.keys(flowRaw)) {
-      if (key !== "train" && key !== "sample") {
-        throw keyError(`flow.${key}`, `unknown key${suggestion(key, ["train", "sample"])}`);
-      }
-    }
-  }
   return {
     seed: typeof raw.seed === "number" ? raw.seed : 0,
     description: typeof raw.description === "string" ? raw.description : "",
@@ -239,10 +211,7 @@ export function resolveTable3Config(raw: Record<string, unknown>): Table3Config 
     table3,
     generators,
     noise: resolveSection(generatorStage("noise").params, raw.noise, "noise."),
-    flow: flowRaw && {
-      train: resolveSection(FLOW_TRAIN_SECTION, flowRaw.train, "flow.train."),
-      sample: resolveSection(flowSampleSection(), flowRaw.sample, "flow.sample."),
-    },
+    flow: raw.flow === undefined || raw.flow === null ? null : resolveFlowSpec(raw.flow, "flow."),
     out: { dir: out.dir },
   };
 }
@@ -283,33 +252,6 @@ function flowIdentity(config: Table3Config) {
   return { data: config.data, seed: config.seed, train: config.flow?.train };
 }
 
-/**
- * The trained flow of this config, trained on the table's training set the first time a cell
- * asks (resumable: an interrupted training continues from its checkpoint), then read from disk.
- */
-/** Length-prefixed parts: a little-endian u32 byte count before each. */
-function joinParts(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    new DataView(out.buffer).setUint32(offset, part.length, true);
-    out.set(part, offset + 4);
-    offset += 4 + part.length;
-  }
-  return out;
-}
-
-function splitParts(bytes: Uint8Array): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let offset = 0; offset < bytes.length;) {
-    const n = view.getUint32(offset, true);
-    parts.push(bytes.slice(offset + 4, offset + 4 + n));
-    offset += 4 + n;
-  }
-  return parts;
-}
-
 /** A mixed arm's pool with its facts, as one artifact on a queue (pipeline/queue/). */
 const ARM_POOL_CODEC: Codec<{ pool: Batch; facts: PoolFacts }> = {
   encode: ({ pool, facts }) =>
@@ -322,64 +264,17 @@ const ARM_POOL_CODEC: Codec<{ pool: Batch; facts: PoolFacts }> = {
   },
 };
 
-/** A trained flow's two files (flow.onnx, flow.json) as one artifact. */
-const FLOW_CODEC: Codec<{ onnx: Uint8Array; contract: Uint8Array }> = {
-  encode: ({ onnx, contract }) => joinParts([onnx, contract]),
-  decode(bytes) {
-    const [onnx, contract] = splitParts(bytes);
-    return { onnx, contract };
-  },
-};
-
-/**
- * The table's trained flow, trained once per config: locally its directory under out/flows/ is
- * the cache; on a queue the files are an artifact too, so a worker on another machine gets the
- * model the first worker trained instead of training its own.
- */
-async function trainedFlow(config: Table3Config, context: CellContext<Shared>): Promise<string> {
-  const hash = await configHash(flowIdentity(config));
-  const dir = `${config.out.dir}/flows/${hash}`;
-  const model = `${dir}/flow.onnx`;
-  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
-  if (await exists(model)) return model;
-  const files = await context.memo(`trained-flow|${hash}`, async () => {
-    await trainFlowInto(config, context, dir);
-    return { onnx: await Deno.readFile(model), contract: await Deno.readFile(`${dir}/flow.json`) };
-  }, FLOW_CODEC);
-  if (!(await exists(model))) {
-    await Deno.mkdir(dir, { recursive: true });
-    await atomicWrite(`${dir}/flow.json`, files.contract);
-    await atomicWrite(model, files.onnx);
-  }
-  return model;
-}
-
-async function trainFlowInto(
-  config: Table3Config,
-  context: CellContext<Shared>,
-  dir: string,
-): Promise<void> {
-  const checkpoint = await Deno.stat(`${dir}/flow.ckpt`).then(() => true, () => false);
-  context.log(
-    `[sia] training the table's flow into ${dir}/ (once per config, reused by every seed)`,
-  );
-  const result = await trainFlow(
-    {
-      ...resolveSection(FLOW_SECTION, {}, ""),
-      ...config.flow!.train,
-      seed: config.seed,
-      data: config.data,
-      out: dir,
-    },
-    {
-      resume: checkpoint,
-      log: context.log,
-      stop: context.stop,
-      progress: { tty: false, logEvery: 60, write: (text) => context.log(text.trimEnd()) },
-      data: { train: context.shared.train, test: context.shared.test },
-    },
-  );
-  if (result.interrupted) throw new Error("stopped");
+/** The table's trained flow, trained once per config and reused by every seed. */
+function tableFlow(config: Table3Config, context: CellContext<Shared>) {
+  return trainedFlow({
+    spec: config.flow!,
+    seed: config.seed,
+    data: { train: context.shared.train, test: context.shared.test },
+    dataConfig: config.data,
+    identity: flowIdentity(config),
+    outDir: config.out.dir,
+    what: "the table's flow (once per config, reused by every seed)",
+  }, context);
 }
 
 /** The pool of a mixed arm and seed, with its facts; its shards too when asked. */
@@ -396,17 +291,9 @@ async function armPool(
   let params: Resolved<Section>;
   if (arm === "noised") [stage, params] = ["noise", config.noise];
   else if (arm === TRAINED_FLOW_ARM) {
-    const model = await trainedFlow(config, context);
+    const { model } = await tableFlow(config, context);
     stage = "onnx-flow";
-    params = resolveSection(
-      generatorStage("onnx-flow").params,
-      // Unset options (null) resolve to their defaults again.
-      {
-        ...Object.fromEntries(Object.entries(config.flow!.sample).filter(([, v]) => v !== null)),
-        model,
-      },
-      "flow.sample.",
-    );
+    params = flowSampleParams(config.flow!, model, "flow.sample.");
   } else {
     stage = arm.slice("generated:".length);
     params = config.generators[stage];
@@ -597,8 +484,7 @@ export const table3 = defineExperiment<Table3Config, Shared, Table3Cell>({
     };
     prefixed("table3.", TABLE3_SECTION);
     prefixed("noise.", generatorStage("noise").params);
-    prefixed("flow.train.", FLOW_TRAIN_SECTION);
-    prefixed("flow.sample.", flowSampleSection());
+    Object.assign(fields, flowSpecFields("flow."));
     const generators = raw.generators && typeof raw.generators === "object"
       ? Object.keys(raw.generators)
       : ["closed-form"];
