@@ -432,7 +432,10 @@ async function report(
       t.augment ? `on (shifts up to ${t.augment} px)` : "off"
     }; n is the total training size; ` +
     `a seed draws the real subset, the generated images, the batch order and the weights. ` +
-    `The paper's c1 (half) and c5 (full) are beside ours; its c2 to c4 (generated, full generated, noised in an order its extraction lost) are listed as they are.`;
+    `The paper's c1 (half) and c5 (full) are beside ours; its c2 to c4 (generated, full generated, noised in an order its extraction lost) are listed as they are.` +
+    (labels.some((g) => config.generators[g].flow)
+      ? ` A trained flow's column: a velocity U-Net trained by train-flow on the fit alone (seeded by the cell's seed), sampled by onnx-flow; it is unconditional, so each image takes the label of its nearest image of the fit.`
+      : "");
   const lines = [`# Tables 1 and 2: does generated data help a classifier?`, "", note, ""];
   const rows: {
     dataset: string;
@@ -525,6 +528,29 @@ async function report(
       }
     }
   }
+  // The trained flows by content: which model each flow column's images came from.
+  const models = cells.flatMap(({ key, result }) =>
+    result.model
+      ? [{
+        dataset: String(key.dataset),
+        n: Number(key.n),
+        setting: String(key.setting),
+        seed: Number(key.seed),
+        model: result.model,
+      }]
+      : []
+  );
+  if (models.length) {
+    lines.push(
+      "## Trained flows (model sha-256; one model per fit, shared by the columns that sample it)",
+      "",
+      markdownTable(
+        ["data set", "n", "setting", "seed", "model sha-256"],
+        models.map((m) => [m.dataset, m.n, m.setting, m.seed, m.model.slice(0, 16)]),
+      ),
+      "",
+    );
+  }
   lines.push("## Reading", "", ...reading(differences, labels), "");
   const md = lines.join("\n");
   const csv = csvTable(
@@ -545,7 +571,7 @@ async function report(
   await writeTables(dir, "tables12", {
     md,
     csv,
-    json: { note, rows, differences, paper: PAPER },
+    json: { note, rows, differences, ...(models.length ? { models } : {}), paper: PAPER },
   });
   await writeDrawing(
     lineChart({

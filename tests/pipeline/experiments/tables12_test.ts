@@ -178,6 +178,9 @@ Deno.test("a resumed Tables 1/2 run writes the same bytes as an uninterrupted on
     const json = JSON.parse(new TextDecoder().decode(whole[2]));
     assert.ok(json.rows.some((r: { setting: string }) => r.setting === "full-generated:flow"));
     assert.equal((await listNames(`${tmp}/a/flows`)).length, 4);
+    assert.equal(new Set(json.models.map((m: { model: string }) => m.model)).size, 4);
+    // The report names every model by its hash.
+    for (const m of json.models) assert.ok(md.includes(m.model.slice(0, 16)), m.setting);
     // An interruption inside the first flow's training (after 6 cells); the rerun resumes it from
     // its checkpoint and does the rest.
     let stop = () => {};
@@ -250,6 +253,30 @@ Deno.test('--set on an experiment: the schema types the value (a string-typed 0 
     /did you mean "tables12\.steps"/,
   );
   assert.throws(() => applyExperimentSet(raw, "tables12.steps=x", fields), /expected an integer/);
+  // A trained flow's column takes its train-flow and sampling keys under params.train / .sample.
+  const flow: Record<string, unknown> = {
+    experiment: "tables12",
+    generators: { flow: { generator: "trained-flow" } },
+  };
+  applyExperimentSet(flow, "generators.flow.params.train.steps=5", tables12.fields(flow));
+  applyExperimentSet(flow, "generators.flow.params.sample.sampler=sde", tables12.fields(flow));
+  assert.deepEqual(flow.generators, {
+    flow: {
+      generator: "trained-flow",
+      params: { train: { steps: 5 }, sample: { sampler: "sde" } },
+    },
+  });
+  assert.throws(
+    () =>
+      resolveTables12Config({
+        experiment: "tables12",
+        generators: { flow: { generator: "trained-flow", params: { trian: {} } } },
+        out: { dir: "x" },
+      }),
+    (e) =>
+      e instanceof SiaError &&
+      /generators\.flow\.params\.trian: unknown key \(did you mean "train"\?\)/.test(e.message),
+  );
   // Through the CLI, the measured failure: table3.seeds=0 is the string "0"; the run then stops at
   // the next bad key, which shows the seeds passed.
   const result = await runCli([
