@@ -9,6 +9,8 @@
 // subset, generated images, batch order and initial weights all derive from the seed, and the n/2
 // are a subset of the n (balanced per class). The paper's finding: with scarce data generated
 // images help no more than noise; a generator fitted to more data helps more.
+// A generator is any registry stage, or "trained-flow": a velocity U-Net trained by train-flow on
+// the fit itself (trained_flow.ts, shared with Table 3), one model per fit memoised by content.
 
 import { classifier } from "../../stages/learn/classifier.ts";
 import { cosineWithWarmup } from "../../stages/learn/graph/schedules.ts";
