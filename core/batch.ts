@@ -77,6 +77,31 @@ export function makeBatch(fields: {
   };
 }
 
+/** The batches one after another, as one batch of images [h, w, c] (`image`: the empty case's). */
+export function concatBatches(
+  parts: readonly Batch[],
+  image: readonly [number, number, number],
+): Batch {
+  const [h, w, c] = image;
+  const n = parts.reduce((s, b) => s + b.shape[0], 0);
+  const size = h * w * c;
+  const images = new Float32Array(n * size);
+  const labels = new Int32Array(n);
+  const ids = new Int32Array(n);
+  const provenance = new Uint8Array(n);
+  const generator: string[] = [];
+  let offset = 0;
+  for (const b of parts) {
+    images.set(b.images, offset * size);
+    labels.set(b.labels, offset);
+    ids.set(b.ids, offset);
+    provenance.set(b.provenance, offset);
+    generator.push(...b.generator);
+    offset += b.shape[0];
+  }
+  return makeBatch({ images, shape: [n, h, w, c], labels, ids, provenance, generator });
+}
+
 /** An in-memory labelled image set: the real data, bounded by the data set's size, never by
  * the length of a generated stream. */
 export interface Dataset {

@@ -208,7 +208,15 @@ export async function trainFlow(config: FlowConfig, options: TrainFlowOptions): 
         {
           config: facts,
           steps: learner.trainer.steps,
-          data: { source: train.source, images: train.shape[0], shape: [h, w, c] },
+          // Which images it read: the sha-256 of their ids (int32, little-endian, in order).
+          data: {
+            source: train.source,
+            images: train.shape[0],
+            shape: [h, w, c],
+            idsSha256: await sha256Hex(
+              new Uint8Array(train.ids.buffer, train.ids.byteOffset, train.ids.byteLength),
+            ),
+          },
           export: { tfjsRelativeError: error, sha256: hash },
           note:
             "float32 kernels differ across CPUs: the same seed gives the same bytes on the same kind of CPU",

@@ -6,13 +6,14 @@ import { from, lastValueFrom, toArray } from "rxjs";
 import { loadSplits } from "../../stages/load/resolve.ts";
 import { anchorBatches } from "../../stages/load/source.ts";
 import type { Batch, Dataset } from "../../core/batch.ts";
-import { imageSize, makeBatch } from "../../core/batch.ts";
+import { concatBatches, imageSize, makeBatch } from "../../core/batch.ts";
 import { keyError, SiaError } from "../../core/errors.ts";
 import { parseValue, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Field, Resolved, Section } from "../../core/schema.ts";
 import { DATA_SECTION, generatorStage, TOP_SECTION } from "../config.ts";
 import type { Codec } from "./experiment.ts";
 import { namingModule } from "../user_generator.ts";
+import { flowSpecFields } from "./trained_flow.ts";
 
 /** Top-level keys every experiment config has ("queue": pipeline/queue/, read with --redis). */
 export const TOP_KEYS = ["experiment", "seed", "description", "data", "out", "queue"];
@@ -94,7 +95,6 @@ export function resolveGenerators(
   return out;
 }
 
-/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell. */
 /**
  * A pool as bytes (an artifact on a queue): a little-endian u32 header length, the JSON header
  * (shape, generator names), padding to 4 bytes, then images, labels, ids and provenance raw.
@@ -133,6 +133,7 @@ export const POOL_CODEC: Codec<Batch> = {
   },
 };
 
+/** `count` images from a generator stage anchored on `train` (seeded): a pool for a cell. */
 export async function makePool(
   name: string,
   params: Resolved<Section>,
@@ -148,27 +149,13 @@ export async function makePool(
   const batches = await lastValueFrom(
     from(anchorBatches(train, count, 256, seed)).pipe(operator, toArray()),
   );
-  const size = imageSize(train.shape);
-  const images = new Float32Array(count * size);
-  const labels = new Int32Array(count);
-  const ids = new Int32Array(count);
-  const provenance = new Uint8Array(count);
-  const generator: string[] = [];
-  let offset = 0;
-  for (const b of batches) {
-    images.set(b.images, offset * size);
-    labels.set(b.labels, offset);
-    ids.set(b.ids, offset);
-    provenance.set(b.provenance, offset);
-    generator.push(...b.generator);
-    offset += b.shape[0];
-  }
+  const [, h, w, c] = train.shape;
+  const pool = concatBatches(batches, [h, w, c]);
   // Finite pixels only: a diverging sampler must fail loudly, not train on Infinity.
-  if (!images.every(Number.isFinite)) {
+  if (!pool.images.every(Number.isFinite)) {
     throw new SiaError(`${where}: the pool has non-finite pixels`);
   }
-  const [, h, w, c] = train.shape;
-  return makeBatch({ images, shape: [count, h, w, c], labels, ids, provenance, generator });
+  return pool;
 }
 
 /** Train and test splits; Fashion-MNIST falls back to the embedded MNIST when it is absent. */
@@ -219,16 +206,24 @@ export function applyExperimentSet(
   node[parts[parts.length - 1]] = value;
 }
 
-/** --set fields of a labelled generators map: generators.<label>.params.<key>, by the stage's schema. */
+/**
+ * --set fields of a labelled generators map: generators.<label>.params.<key>, by the stage's
+ * schema; an entry whose generator is `flowStage` (a trained flow) takes its train and sample keys.
+ */
 export function labelledGeneratorFields(
   raw: unknown,
   fallback: Record<string, { generator?: unknown }>,
+  flowStage?: string,
 ): Record<string, Field> {
   const fields: Record<string, Field> = {};
   const entries = isRecord(raw) ? raw as Record<string, { generator?: unknown }> : fallback;
   for (const [label, entry] of Object.entries(entries)) {
     const stage = typeof entry?.generator === "string" ? entry.generator : label;
     fields[`generators.${label}.generator`] = { type: "string", default: label, doc: "stage" };
+    if (stage === flowStage) {
+      Object.assign(fields, flowSpecFields(`generators.${label}.params.`));
+      continue;
+    }
     for (const [k, f] of Object.entries(generatorStage(stage).params)) {
       fields[`generators.${label}.params.${k}`] = f;
     }

@@ -9,14 +9,18 @@
 // subset, generated images, batch order and initial weights all derive from the seed, and the n/2
 // are a subset of the n (balanced per class). The paper's finding: with scarce data generated
 // images help no more than noise; a generator fitted to more data helps more.
+// A generator is any registry stage, or "trained-flow": a velocity U-Net trained by train-flow on
+// the fit itself (trained_flow.ts, shared with Table 3), one model per fit memoised by content.
 
 import { classifier } from "../../stages/learn/classifier.ts";
 import { cosineWithWarmup } from "../../stages/learn/graph/schedules.ts";
 import { shiftImages } from "../../stages/augment/shift.ts";
 import { subset } from "../../stages/load/dataset.ts";
 import type { Batch, Dataset } from "../../core/batch.ts";
-import { imageSize, makeBatch } from "../../core/batch.ts";
+import { concatBatches, imageSize, makeBatch } from "../../core/batch.ts";
 import { keyError, SiaError } from "../../core/errors.ts";
+import { sha256Hex } from "../../core/files.ts";
+import { kNearest } from "../../core/nearest.ts";
 import { Rng } from "../../core/rng.ts";
 import { describeSection, resolveSection, suggestion } from "../../core/schema.ts";
 import type { Resolved, Section } from "../../core/schema.ts";
@@ -37,6 +41,8 @@ import {
 } from "./shared.ts";
 import type { GeneratorEntry } from "./shared.ts";
 import { csvTable, fixed, markdownTable, writeTables } from "./tables.ts";
+import { FLOW_TRAIN_KEYS, flowSampleParams, resolveFlowSpec, trainedFlow } from "./trained_flow.ts";
+import type { FlowSpec } from "./trained_flow.ts";
 
 export const DATASETS = ["mnist", "fashion-mnist"] as const;
 
@@ -80,13 +86,19 @@ export const TABLES12_SECTION = {
   test: { type: "int", min: 10, default: 10000, doc: "real test images scored (a fixed subset)" },
 } as const satisfies Section;
 
+/** The stage name of a trained flow's columns: train-flow on the fit, then onnx-flow. */
+export const TRAINED_FLOW = "trained-flow";
+
+/** A column pair's generator: a registry stage, or a flow trained per fit (`flow`). */
+export type Tables12Generator = GeneratorEntry & { readonly flow?: FlowSpec };
+
 export interface Tables12Config {
   readonly seed: number;
   readonly description: string;
   readonly data: Resolved<typeof DATA_SECTION>;
   readonly tables12: Resolved<typeof TABLES12_SECTION>;
   /** Label -> generator stage and params: one generated / full-generated column pair each. */
-  readonly generators: Record<string, GeneratorEntry>;
+  readonly generators: Record<string, Tables12Generator>;
   /** The noised setting's noise parameters. */
   readonly noise: Resolved<Section>;
   readonly out: { dir: string };
@@ -102,6 +114,8 @@ export interface Tables12Cell {
   readonly noised: number;
   readonly steps: number;
   readonly finalLoss: number;
+  /** A trained flow's column: the sha-256 of the model its images came from. */
+  readonly model?: string;
 }
 
 interface Shared {
@@ -161,6 +175,35 @@ export function settings(config: Tables12Config): string[] {
   ];
 }
 
+const isFlow = (entry: unknown) =>
+  typeof entry === "object" && entry !== null && "generator" in entry &&
+  entry.generator === TRAINED_FLOW;
+
+/** The generators map, a trained flow's entries taking { train, sample } as their params. */
+function resolveColumns(raw: unknown): Record<string, Tables12Generator> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return resolveGenerators(raw, true);
+  }
+  const entries = Object.entries(raw as Record<string, unknown>);
+  const others = resolveGenerators(
+    Object.fromEntries(entries.filter(([, e]) => !isFlow(e))),
+    true,
+  );
+  return Object.fromEntries(entries.map(([label, e]) => {
+    if (!isFlow(e)) return [label, others[label]];
+    for (const k of Object.keys(e as object)) {
+      if (k !== "generator" && k !== "params") {
+        throw keyError(
+          `generators.${label}.${k}`,
+          `unknown key${suggestion(k, ["generator", "params"])}`,
+        );
+      }
+    }
+    const spec = resolveFlowSpec((e as { params?: unknown }).params, `generators.${label}.params.`);
+    return [label, { stage: TRAINED_FLOW, params: {}, flow: spec }];
+  }));
+}
+
 export function resolveTables12Config(raw: Record<string, unknown>): Tables12Config {
   const top = [...TOP_KEYS, "tables12", "generators", "noise"];
   for (const key of Object.keys(raw)) {
@@ -197,68 +240,93 @@ export function resolveTables12Config(raw: Record<string, unknown>): Tables12Con
     description: typeof raw.description === "string" ? raw.description : "",
     data,
     tables12: t,
-    generators: resolveGenerators(
+    generators: resolveColumns(
       raw.generators ?? {
         ode: { generator: "closed-form", params: { sampler: "ode", steps: 50 } },
         sde: { generator: "closed-form", params: { sampler: "sde", steps: 50 } },
       },
-      true,
     ),
     noise: resolveSection(generatorStage("noise").params, raw.noise, "noise."),
     out: { dir: out.dir },
   };
 }
 
-function concat(parts: readonly Batch[]): Batch {
-  const [, h, w, c] = parts[0].shape;
-  const n = parts.reduce((s, b) => s + b.shape[0], 0);
-  const size = h * w * c;
-  const images = new Float32Array(n * size);
-  const labels = new Int32Array(n);
-  const ids = new Int32Array(n);
-  const provenance = new Uint8Array(n);
-  const generator: string[] = [];
-  let offset = 0;
-  for (const b of parts) {
-    images.set(b.images, offset * size);
-    labels.set(b.labels, offset);
-    ids.set(b.ids, offset);
-    provenance.set(b.provenance, offset);
-    generator.push(...b.generator);
-    offset += b.shape[0];
-  }
-  return makeBatch({ images, shape: [n, h, w, c], labels, ids, provenance, generator });
-}
-
 function realBatch(ds: Dataset): Batch {
   return makeBatch({ ...ds, images: ds.images, provenance: "real" });
 }
 
+/** What a trained flow's column needs of the cell's context: the memo, the log, Ctrl-C. */
+export type FlowContext = Pick<CellContext<unknown>, "memo" | "log" | "stop">;
+
 /**
  * A cell's training set: its real images and, for the mixed settings, the n/2 images made from
- * them, with the ids of the real images any generator was fitted to (`fit`).
+ * them, with the ids of the real images any generator was fitted to (`fit`) and, for a trained
+ * flow, the sha-256 of its model.
  */
 export async function trainingSet(
   config: Tables12Config,
   key: CellKey,
   train: Dataset,
-): Promise<{ set: Batch; fit: Int32Array }> {
+  context: FlowContext,
+): Promise<{ set: Batch; fit: Int32Array; model?: string }> {
   const [n, setting, seed] = [Number(key.n), String(key.setting), Number(key.seed)];
   const all = subset(train, n, config.data.balanced, seed);
   const half = subset(all, n / 2, config.data.balanced, seed);
   if (setting === "half") return { set: realBatch(half), fit: new Int32Array(0) };
   if (setting === "full") return { set: realBatch(all), fit: new Int32Array(0) };
   const [kind, label] = setting.split(":");
-  const entry = kind === "noised"
+  const entry: Tables12Generator = kind === "noised"
     ? { stage: "noise", params: config.noise }
     : config.generators[label];
   const fitted = kind === "full-generated" ? all : half;
   const where = kind === "noised" ? "noise" : `generators.${label}`;
+  const [, h, w, c] = train.shape;
+  if (entry.flow) {
+    const { pool, model } = await flowPool(config, key, entry.flow, fitted, context, where);
+    return { set: concatBatches([realBatch(half), pool], [h, w, c]), fit: fitted.ids, model };
+  }
   const pool = await makePool(entry.stage, entry.params, fitted, n / 2, seed, where);
   if (pool.labels.some((l) => l < 0)) {
     throw new SiaError(`${where}: makes unlabeled images; a classifier needs labels (conditional)`);
   }
-  return { set: concat([realBatch(half), pool]), fit: fitted.ids };
+  return { set: concatBatches([realBatch(half), pool], [h, w, c]), fit: fitted.ids };
+}
+
+/**
+ * n/2 images from a flow trained on `fitted` alone (no test image: train-flow's held-out loss is
+ * off), labelled by their nearest image of `fitted`. The flow is unconditional, so the label is
+ * the only one its training data can give: for a flow that copies (small n) it is the copied
+ * image's. The model is memoised by content (the fitted images, the seed and the options), so
+ * every column sampling the same fit, and every rerun, shares one training.
+ */
+async function flowPool(
+  config: Tables12Config,
+  key: CellKey,
+  spec: FlowSpec,
+  fitted: Dataset,
+  context: FlowContext,
+  where: string,
+): Promise<{ pool: Batch; model: string }> {
+  const [dataset, n, seed] = [String(key.dataset), Number(key.n), Number(key.seed)];
+  const images = await sha256Hex(
+    new Uint8Array(fitted.images.buffer, fitted.images.byteOffset, fitted.images.byteLength),
+  );
+  const share = fitted.shape[0] === n ? "all n" : "the n/2";
+  const { model, sha256 } = await trainedFlow({
+    spec,
+    seed,
+    data: { train: fitted, test: null },
+    dataConfig: { ...config.data, source: dataset, size: fitted.shape[0] },
+    identity: { dataset, images, seed, train: spec.train },
+    outDir: config.out.dir,
+    what: `a flow on ${share} (${fitted.shape[0]} images of ${dataset}, n ${n}, seed ${seed})`,
+  }, context);
+  const params = flowSampleParams(spec, model, `${where}.params.sample.`);
+  const pool = await makePool("onnx-flow", params, fitted, n / 2, seed, where);
+  const d = imageSize(fitted.shape);
+  const nearest = kNearest(pool.images, fitted.images, d, 1).index;
+  const labels = Int32Array.from(nearest, (i) => fitted.labels[i]);
+  return { pool: makeBatch({ ...pool, labels }), model: sha256 };
 }
 
 async function runCell(
@@ -269,7 +337,7 @@ async function runCell(
   const t = config.tables12;
   const { train, test } = context.shared.splits[String(key.dataset)];
   const seed = Number(key.seed);
-  const { set } = await trainingSet(config, key, train);
+  const { set, model: flow } = await trainingSet(config, key, train, context);
   const input = set.shape.slice(1) as unknown as [number, number, number];
   const classes = Math.max(...train.labels) + 1;
   const model = await classifier({
@@ -322,6 +390,7 @@ async function runCell(
       noised: by(2),
       steps: t.steps,
       finalLoss: loss,
+      ...(flow ? { model: flow } : {}),
     };
   } finally {
     await model.release();
@@ -365,7 +434,10 @@ async function report(
       t.augment ? `on (shifts up to ${t.augment} px)` : "off"
     }; n is the total training size; ` +
     `a seed draws the real subset, the generated images, the batch order and the weights. ` +
-    `The paper's c1 (half) and c5 (full) are beside ours; its c2 to c4 (generated, full generated, noised in an order its extraction lost) are listed as they are.`;
+    `The paper's c1 (half) and c5 (full) are beside ours; its c2 to c4 (generated, full generated, noised in an order its extraction lost) are listed as they are.` +
+    (labels.some((g) => config.generators[g].flow)
+      ? ` A trained flow's column: a velocity U-Net trained by train-flow on the fit alone (seeded by the cell's seed), sampled by onnx-flow; it is unconditional, so each image takes the label of its nearest image of the fit.`
+      : "");
   const lines = [`# Tables 1 and 2: does generated data help a classifier?`, "", note, ""];
   const rows: {
     dataset: string;
@@ -458,6 +530,29 @@ async function report(
       }
     }
   }
+  // The trained flows by content: which model each flow column's images came from.
+  const models = cells.flatMap(({ key, result }) =>
+    result.model
+      ? [{
+        dataset: String(key.dataset),
+        n: Number(key.n),
+        setting: String(key.setting),
+        seed: Number(key.seed),
+        model: result.model,
+      }]
+      : []
+  );
+  if (models.length) {
+    lines.push(
+      "## Trained flows (model sha-256; one model per fit, shared by the columns that sample it)",
+      "",
+      markdownTable(
+        ["data set", "n", "setting", "seed", "model sha-256"],
+        models.map((m) => [m.dataset, m.n, m.setting, m.seed, m.model.slice(0, 16)]),
+      ),
+      "",
+    );
+  }
   lines.push("## Reading", "", ...reading(differences, labels), "");
   const md = lines.join("\n");
   const csv = csvTable(
@@ -478,7 +573,7 @@ async function report(
   await writeTables(dir, "tables12", {
     md,
     csv,
-    json: { note, rows, differences, paper: PAPER },
+    json: { note, rows, differences, ...(models.length ? { models } : {}), paper: PAPER },
   });
   await writeDrawing(
     lineChart({
@@ -537,6 +632,9 @@ export const tables12 = defineExperiment<Tables12Config, Shared, Tables12Cell>({
   describe: () => [
     ...describeSection(TABLES12_SECTION, "tables12."),
     `  generators.<label>.generator, .params  one generated:<label> / full-generated:<label> column pair per entry: a generator stage (default: the label) and its params`,
+    `  generators.<label>.generator "${TRAINED_FLOW}"  a flow trained on each fit: .params.train.* (${
+      FLOW_TRAIN_KEYS.join(", ")
+    }), .params.sample.* (onnx-flow's sampler options)`,
     "  noise.*              the noised setting's noise params (r, s, k, clip)",
   ],
   resolve: resolveTables12Config,
@@ -549,7 +647,7 @@ export const tables12 = defineExperiment<Tables12Config, Shared, Tables12Cell>({
       ...labelledGeneratorFields(raw.generators, {
         ode: { generator: "closed-form" },
         sde: { generator: "closed-form" },
-      }),
+      }, TRAINED_FLOW),
     };
   },
   outDir: (config) => config.out.dir,
